@@ -1,0 +1,33 @@
+# The two commands a fresh machine needs: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_FLAGS ?=
+
+.PHONY: install demo test test-fast clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# PPO and TRPO on CartPole-v1, 32 seeds each at 5e5 env steps, then a side-by-side table.
+demo: install
+	$(BIN)/python -m purejaxrl_ppo train --algo ppo --env CartPole-v1 --num-seeds 32 --out runs/demo-ppo --overwrite
+	$(BIN)/python -m purejaxrl_ppo train --algo trpo --env CartPole-v1 --num-seeds 32 --out runs/demo-trpo --overwrite
+	$(BIN)/python -m purejaxrl_ppo compare runs/demo-ppo runs/demo-trpo --plot runs/demo-comparison.png
+
+# Every test, the slow learning tests and the quickstart notebook included.
+test: install
+	$(BIN)/python -m pytest -q --nbmake tests notebooks $(PYTEST_FLAGS)
+
+# Unit tests only (no learning tests, no notebook).
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests $(PYTEST_FLAGS)
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

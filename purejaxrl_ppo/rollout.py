@@ -1,0 +1,109 @@
+"""Vectorised rollouts shared by every algorithm (time-major ``[T, N, ...]``)."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from purejaxrl_ppo.envs.base import Env
+from purejaxrl_ppo.networks import ActorCritic, Params
+
+
+class EnvRunnerState(NamedTuple):
+    """What the rollout carries from one step (and one update) to the next.
+
+    env_state:     batched env state, leading ``[N]``
+    obs:           ``[N, *obs_shape]`` observation to act on
+    episode_start: ``[N]`` bool, ``obs`` is the first of an episode
+    carry:         policy recurrent state (``()`` for feed-forward policies)
+    """
+
+    env_state: Any
+    obs: jax.Array
+    episode_start: jax.Array
+    carry: Any
+
+
+class Transition(NamedTuple):
+    """A rollout, time-major: every field has leading ``[T, N]``.
+
+    obs:           ``[T, N, *obs_shape]`` observation acted on
+    action:        ``[T, N]`` int32 or ``[T, N, A]`` float32, as sampled (unclipped)
+    log_prob:      ``[T, N]`` log π_old(action | obs)
+    value:         ``[T, N]`` V_old(obs)
+    reward:        ``[T, N]``
+    terminated:    ``[T, N]`` bool, MDP terminal: no bootstrap
+    done:          ``[T, N]`` bool, episode ended (terminated or truncated)
+    final_obs:     ``[T, N, *obs_shape]`` true next observation (before auto-reset)
+    episode_start: ``[T, N]`` bool, ``obs`` began an episode (for recurrent policies)
+    info:          dict of ``[T, N]`` arrays from env wrappers (episode statistics)
+    """
+
+    obs: jax.Array
+    action: jax.Array
+    log_prob: jax.Array
+    value: jax.Array
+    reward: jax.Array
+    terminated: jax.Array
+    done: jax.Array
+    final_obs: jax.Array
+    episode_start: jax.Array
+    info: dict
+
+
+def reset_envs(env: Env, network: ActorCritic, key: jax.Array, num_envs: int) -> EnvRunnerState:
+    """Reset ``num_envs`` environments with independent keys."""
+    obs, env_state = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+    return EnvRunnerState(env_state, obs, jnp.ones((num_envs,), bool), network.initial_carry((num_envs,)))
+
+
+def _env_step(
+    env: Env, network: ActorCritic, params: Params, runner: EnvRunnerState, key: jax.Array
+) -> tuple[EnvRunnerState, Transition]:
+    """Act in all ``N`` envs once: ``runner -> (runner', Transition with leading [N])``."""
+    action_key, env_key = jax.random.split(key)
+    carry, dist_params, value = network.step(params, runner.carry, runner.obs, runner.episode_start)
+    action, log_prob = network.distribution(dist_params).sample_and_log_prob(seed=action_key)
+    num_envs = runner.obs.shape[0]
+    result = jax.vmap(env.step)(jax.random.split(env_key, num_envs), runner.env_state, action)
+    done = jnp.logical_or(result.terminated, result.truncated)
+    transition = Transition(
+        obs=runner.obs,
+        action=action,
+        log_prob=log_prob,
+        value=value,
+        reward=result.reward,
+        terminated=result.terminated,
+        done=done,
+        final_obs=result.final_obs,
+        episode_start=runner.episode_start,
+        info=result.info,
+    )
+    return EnvRunnerState(result.state, result.obs, done, carry), transition
+
+
+def collect(
+    env: Env, network: ActorCritic, params: Params, runner: EnvRunnerState, key: jax.Array, num_steps: int
+) -> tuple[EnvRunnerState, Transition]:
+    """Roll the current policy for ``num_steps`` steps in every env.
+
+    Returns the runner state to continue from and a :class:`Transition` with
+    leading ``[num_steps, N]``.
+    """
+
+    def body(runner: EnvRunnerState, step_key: jax.Array):
+        return _env_step(env, network, params, runner, step_key)
+
+    return jax.lax.scan(body, runner, jax.random.split(key, num_steps))
+
+
+def bootstrap_values(network: ActorCritic, critic_params: Params, batch: Transition) -> jax.Array:
+    """``next_values [T, N]``: V of the true next observation of every transition.
+
+    Using ``final_obs`` for every step (not the next step's ``obs``) makes
+    truncated episodes bootstrap from their real last state, not from the first
+    state of the next episode.
+    """
+    return network.value(critic_params, batch.final_obs)
