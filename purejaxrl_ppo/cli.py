@@ -132,16 +132,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     with Progress(
         TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("compiling", total=total, info="")
+        if not console.is_terminal:
+            console.print("compiling ...")
 
         def on_chunk(done: int, metrics: dict[str, np.ndarray], seconds: float) -> None:
             steps = done * config.batch_size * args.num_seeds
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # seeds with no finished episode yet
                 median = float(np.nanmedian(np.nanmean(metrics["episode_return"][:, -5:], axis=1)))
-            progress.update(task, completed=done, description="training",
-                            info=f"median return {_fmt(median)} · {steps / max(seconds, 1e-9):,.0f} env-steps/s")
+            info = f"median return {_fmt(median)} · {steps / max(seconds, 1e-9):,.0f} env-steps/s"
+            progress.update(task, completed=done, description="training", info=info)
+            if not console.is_terminal:  # a live bar only renders on a terminal: log a line per chunk
+                console.print(f"update {done}/{total} · {info} · {seconds:.0f} s")
 
         result = train_seeds_chunked(config, args.num_seeds, args.seed, args.progress_chunks, on_chunk=on_chunk)
     command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
