@@ -26,6 +26,18 @@ _xla.apply_cpu_deadlock_workaround()
 from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError  # noqa: E402
 
 
+def _default_note(name: str) -> str:
+    """``[default: x]``, ``[PPO: x, TRPO: y]`` or ``[TRPO only, default: y]`` for a field."""
+    defaults = {algo: f.default for algo, cls in CONFIGS.items() for f in dataclasses.fields(cls) if f.name == name}
+    shown = {algo: " ".join(map(str, v)) if isinstance(v, tuple) else str(v) for algo, v in defaults.items()}
+    if len(shown) == 1:
+        (algo, value), = shown.items()
+        return f"[{algo.upper()} only, default: {value}]"
+    if len(set(shown.values())) == 1:
+        return f"[default: {next(iter(shown.values()))}]"
+    return "[" + ", ".join(f"{algo.upper()}: {value}" for algo, value in shown.items()) + "]"
+
+
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per field of any config class; defaults come from the chosen class."""
     seen: set[str] = set()
@@ -36,7 +48,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
             seen.add(field.name)
             flag = "--" + field.name.replace("_", "-")
             names = [flag, "--env"] if field.name == "env_name" else [flag]
-            help_text = field.metadata.get("help", "")
+            help_text = f"{field.metadata.get('help', '')} {_default_note(field.name)}"
             kind = field.type if isinstance(field.type, str) else field.type.__name__
             if kind == "bool":
                 parser.add_argument(*names, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
@@ -51,14 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purejaxrl-ppo", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train many seeds of PPO or TRPO", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    train.add_argument("--algo", choices=sorted(CONFIGS), default="ppo", help="algorithm")
-    train.add_argument("--num-seeds", type=int, default=8, help="independent seeds, vmapped in one program")
-    train.add_argument("--seed", type=int, default=0, help="master seed; seed i uses split(PRNGKey(seed))[i]")
+    train = sub.add_parser("train", help="train many seeds of PPO or TRPO")
+    train.add_argument("--algo", choices=sorted(CONFIGS), default="ppo", help="algorithm [default: ppo]")
+    train.add_argument("--num-seeds", type=int, default=8, help="independent seeds, vmapped in one program [default: 8]")
+    train.add_argument("--seed", type=int, default=0, help="master seed; seed i uses split(PRNGKey(seed))[i] [default: 0]")
     train.add_argument("--out", type=Path, default=None, help="run directory (default runs/<algo>-<env>-<timestamp>)")
     train.add_argument("--overwrite", action="store_true", help="allow writing into an existing non-empty --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar or table; print the summary path only")
-    train.add_argument("--progress-chunks", type=int, default=20, help="about how many progress updates (compiled chunks)")
+    train.add_argument("--progress-chunks", type=int, default=20, help="about how many progress updates (compiled chunks) [default: 20]")
     _add_config_flags(train)
 
     compare = sub.add_parser("compare", help="compare the summaries of finished runs")

@@ -50,7 +50,7 @@ class BaseConfig:
     hidden_sizes: tuple[int, ...] = _help("hidden layer widths of actor and critic MLPs", (64, 64))
     activation: str = _help(f"hidden activation, one of {ACTIVATIONS}", "tanh")
     ent_coef: float = _help("entropy bonus coefficient", 0.01)
-    vf_coef: float = _help("value-loss coefficient", 0.5)
+    vf_coef: float = _help("value-loss coefficient (PPO: in the joint loss; TRPO: scales the critic loss)", 0.5)
     normalize_advantages: bool = _help("normalise advantages (per minibatch for PPO, per batch for TRPO)", True)
 
     algo_name: ClassVar[str] = "base"

@@ -60,14 +60,15 @@ def reset_envs(env: Env, network: ActorCritic, key: jax.Array, num_envs: int) ->
 
 
 def _env_step(
-    env: Env, network: ActorCritic, params: Params, runner: EnvRunnerState, key: jax.Array
+    env: Env, network: ActorCritic, params: Params, runner: EnvRunnerState, keys: jax.Array
 ) -> tuple[EnvRunnerState, Transition]:
-    """Act in all ``N`` envs once: ``runner -> (runner', Transition with leading [N])``."""
-    action_key, env_key = jax.random.split(key)
+    """Act in all ``N`` envs once: ``runner -> (runner', Transition with leading [N])``.
+
+    keys: ``[N + 1]`` keys, the first for sampling actions, one per env after it.
+    """
     carry, dist_params, value = network.step(params, runner.carry, runner.obs, runner.episode_start)
-    action, log_prob = network.distribution(dist_params).sample_and_log_prob(seed=action_key)
-    num_envs = runner.obs.shape[0]
-    result = jax.vmap(env.step)(jax.random.split(env_key, num_envs), runner.env_state, action)
+    action, log_prob = network.distribution(dist_params).sample_and_log_prob(seed=keys[0])
+    result = jax.vmap(env.step)(keys[1:], runner.env_state, action)
     done = jnp.logical_or(result.terminated, result.truncated)
     transition = Transition(
         obs=runner.obs,
@@ -92,11 +93,15 @@ def collect(
     Returns the runner state to continue from and a :class:`Transition` with
     leading ``[num_steps, N]``.
     """
+    num_envs = runner.obs.shape[0]
+    # Every key of the rollout in one call: on CPU each threefry call inside the
+    # scan is a loop of its own, so splitting per step costs measurable time.
+    step_keys = jax.random.split(key, (num_steps, num_envs + 1))
 
-    def body(runner: EnvRunnerState, step_key: jax.Array):
-        return _env_step(env, network, params, runner, step_key)
+    def body(runner: EnvRunnerState, keys: jax.Array):
+        return _env_step(env, network, params, runner, keys)
 
-    return jax.lax.scan(body, runner, jax.random.split(key, num_steps))
+    return jax.lax.scan(body, runner, step_keys)
 
 
 def bootstrap_values(network: ActorCritic, critic_params: Params, batch: Transition) -> jax.Array:
