@@ -24,6 +24,7 @@ from purejaxrl_ppo import _xla
 _xla.apply_cpu_deadlock_workaround()
 
 from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError  # noqa: E402
+from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW  # noqa: E402
 
 
 def _default_note(name: str) -> str:
@@ -117,7 +118,9 @@ def summary_table(summaries: Sequence[dict[str, Any]], title: str):
             _fmt(r["median"]), _fmt(r["iqm"]), _fmt(r["min"]), f"{s['env_steps_per_second']:,.0f}",
             _fmt(s["compile_seconds"]),
         )
-    table.caption = "final return = mean over each seed's last 10 updates; median/IQM/min across seeds"
+    table.caption = (
+        f"final return = mean over each seed's last {FINAL_RETURN_WINDOW} updates; median/IQM/min across seeds"
+    )
     return table
 
 
@@ -161,9 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                 console.print(f"update {done}/{total} · {info} · {seconds:.0f} s")
 
         result = train_seeds_chunked(config, args.num_seeds, args.seed, args.progress_chunks, on_chunk=on_chunk)
-    command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv else None
-    paths = save_run(result, out, command=command)
-    summary = result.summary()
+    command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
+    summary, paths = save_run(result, out, command=command)
     console.print(summary_table([summary], "Training summary"))
     console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
     if args.quiet:
@@ -197,7 +199,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     try:
         return {"train": cmd_train, "compare": cmd_compare}[args.command](args)
     except ConfigError as err:

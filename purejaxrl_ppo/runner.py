@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
 import time
 import warnings
@@ -20,7 +21,7 @@ import jax
 import numpy as np
 
 from purejaxrl_ppo.config import BaseConfig
-from purejaxrl_ppo.stats import final_returns, summarize
+from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW, final_returns, summarize
 from purejaxrl_ppo.train import TrainState, init_train_state, train_updates
 
 
@@ -53,7 +54,7 @@ class RunResult:
             "total_timesteps_per_seed": int(self.config.num_updates * self.config.batch_size),
             "final_return": summarize(finals),
             "final_return_per_seed": [None if np.isnan(x) else float(x) for x in finals],
-            "final_return_window_updates": 10,
+            "final_return_window_updates": FINAL_RETURN_WINDOW,
             "env_steps_per_second": self.env_steps_per_second,
             "compile_seconds": self.compile_seconds,
             "run_seconds": self.run_seconds,
@@ -64,8 +65,6 @@ class RunResult:
 
 def machine_description() -> dict[str, str]:
     """Where a figure was measured: host, CPU count, jax backend and versions."""
-    import os
-
     return {
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -141,8 +140,11 @@ def _concat(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     return {k: np.concatenate([np.asarray(p[k]) for p in pieces], axis=1) for k in pieces[0]}
 
 
-def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> dict[str, Path]:
-    """Write ``metrics.npz``, ``summary.json``, ``config.json`` and ``learning_curve.png``."""
+def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Write ``metrics.npz``, ``summary.json``, ``config.json`` and ``learning_curve.png``.
+
+    Returns the summary written and the paths of the files.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "metrics": out_dir / "metrics.npz",
@@ -158,7 +160,7 @@ def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> di
     paths["config"].write_text(json.dumps(result.config.to_dict(), indent=2) + "\n")
     plot_learning_curves([(f"{result.config.algo_name.upper()}", result.metrics)], paths["plot"],
                          title=f"{result.config.env_name}: {result.num_seeds} seeds")
-    return paths
+    return summary, paths
 
 
 def plot_learning_curves(runs: list[tuple[str, dict[str, np.ndarray]]], path: Path, title: str = "") -> None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as scipy_stats
 
+#: Updates averaged into a seed's final return (:func:`final_returns`).
+FINAL_RETURN_WINDOW = 10
 
-def final_returns(episode_return: np.ndarray, last: int = 10) -> np.ndarray:
+
+def final_returns(episode_return: np.ndarray, last: int = FINAL_RETURN_WINDOW) -> np.ndarray:
     """Per-seed final return: mean of ``episode_return`` over the last ``last`` updates.
 
     episode_return: ``[seeds, num_updates]`` (NaN where no episode ended); returns ``[seeds]``.

@@ -29,6 +29,8 @@ def test_train_writes_metrics_summary_and_plot(tmp_path: Path, algo: str):
     assert summary["algo"] == algo and summary["num_seeds"] == 3
     assert summary["config"]["num_envs"] == 2 and summary["config"]["hidden_sizes"] == [8]
     assert summary["compile_seconds"] > 0 and summary["env_steps_per_second"] > 0
+    assert summary["command"].startswith(f"python -m purejaxrl_ppo train --algo {algo}")
+    assert summary["machine"]["jax_backend"] == "cpu" and len(summary["final_return_per_seed"]) == 3
     with np.load(out / "metrics.npz") as metrics:
         assert metrics["episode_return"].shape == (3, 8)
         np.testing.assert_array_equal(metrics["env_steps"][0], np.arange(1, 9) * 32)
