@@ -19,12 +19,10 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from purejaxrl_ppo import _xla
-
-_xla.apply_cpu_deadlock_workaround()
-
-from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError  # noqa: E402
-from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW  # noqa: E402
+# Importing any purejaxrl_ppo module runs the package __init__ first, which applies
+# the XLA:CPU deadlock workaround before jax starts its backend.
+from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError
+from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW
 
 
 def _default_note(name: str) -> str:

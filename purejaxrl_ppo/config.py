@@ -233,9 +233,10 @@ class TRPOConfig(BaseConfig):
     * ``ent_coef`` 0: the trust region, not an entropy bonus, limits how fast
       the policy collapses (Baselines' default, ``entcoeff=0``).
     * Critic: Adam with learning rate 1e-3 for 5 epochs of 4 minibatches per
-      update (``trpo_mpi``'s ``vf_stepsize`` and ``vf_iters``). Unlike PPO's joint loss, the critic's regression is the only thing
-      this optimiser moves, so it can take larger and more steps than PPO's
-      2.5e-4 × 4 epochs without disturbing the policy.
+      update (``trpo_mpi``'s ``vf_stepsize`` and ``vf_iters``). Unlike PPO's joint
+      loss, the critic's regression is the only thing this optimiser moves, so it
+      can take larger and more steps than PPO's 2.5e-4 × 4 epochs without
+      disturbing the policy.
     """
 
     ent_coef: float = _help("entropy bonus added to the surrogate", 0.0)
