@@ -5,12 +5,18 @@
 >>> out = jax.jit(jax.vmap(train))(jax.random.split(jax.random.PRNGKey(0), 8))
 
 Importing the package appends the XLA:CPU deadlock workaround to ``XLA_FLAGS``
-(see :mod:`purejaxrl_ppo._xla`); import it before running any jax computation.
+(see :mod:`purejaxrl_ppo._xla`; import it before running any jax computation)
+and switches jax's CPU threefry lowering to the unrolled form, which compiles
+faster and gives identical random numbers (see :mod:`purejaxrl_ppo._prng`).
 """
 
 from purejaxrl_ppo._xla import apply_cpu_deadlock_workaround
 
 apply_cpu_deadlock_workaround()
+
+from purejaxrl_ppo._prng import use_unrolled_threefry_on_cpu  # noqa: E402
+
+use_unrolled_threefry_on_cpu()
 
 from purejaxrl_ppo.algos import PPO, TRPO, UpdateBatch, conjugate_gradient, make_fisher_vector_product, ppo_loss  # noqa: E402
 from purejaxrl_ppo.config import ConfigError, PPOConfig, TRPOConfig, config_from_dict  # noqa: E402

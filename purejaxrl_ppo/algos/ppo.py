@@ -93,10 +93,13 @@ class PPO:
         return cfg.learning_rate * frac
 
     def optimizer(self) -> optax.GradientTransformation:
-        return optax.chain(
+        # optax.flatten runs Adam on one concatenated vector instead of a dozen small
+        # leaves: fewer kernels per step (faster on CPU, shorter compile), same maths.
+        inner = optax.chain(
             optax.clip_by_global_norm(self.config.max_grad_norm),
             optax.adam(self.learning_rate, eps=1e-5),
         )
+        return optax.flatten(inner)
 
     def init(self, key: jax.Array) -> PPOState:
         params = self.network.init(key)

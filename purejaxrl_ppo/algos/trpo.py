@@ -145,7 +145,7 @@ class TRPO:
     network: ActorCritic
 
     def critic_optimizer(self) -> optax.GradientTransformation:
-        return optax.adam(self.config.critic_learning_rate, eps=1e-5)
+        return optax.flatten(optax.adam(self.config.critic_learning_rate, eps=1e-5))  # one vector: fewer kernels
 
     def init(self, key: jax.Array) -> TRPOState:
         params = self.network.init(key)
