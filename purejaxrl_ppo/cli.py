@@ -173,7 +173,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                            ("--overwrite", args.overwrite), ("--dump-config", args.dump_config)) if value]
         if extra:
             raise ConfigError(f"--resume continues the saved config of {args.resume}; {', '.join(extra)} cannot be "
-                              "combined with it (start a new run with --config {args.resume}/config.yaml instead)")
+                              f"combined with it (start a new run with --config {args.resume}/config.yaml instead)")
         out, config, options = args.resume, None, None
     else:
         config, options = resolve_run(args)
@@ -184,7 +184,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = args.out or _default_out(config)
 
     def show_warning(message, category, *rest, **kwargs):  # a corrupt checkpoint: say so plainly, even if --quiet
-        print(f"warning: {message}", file=sys.stderr)
+        if issubclass(category, CorruptCheckpointWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, *rest, **kwargs)
 
     warnings.simplefilter("always", CorruptCheckpointWarning)
     previous, warnings.showwarning = warnings.showwarning, show_warning
@@ -199,8 +202,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: python -m purejaxrl_ppo train --resume {shlex.quote(str(out))}",
+              file=sys.stderr)
+        return 130
     finally:
         warnings.showwarning = previous
+    if args.resume is not None and result.updates_run == 0 and (out / "summary.json").is_file():
+        print(f"{out} already finished all {result.config.num_updates} updates; nothing to do", file=sys.stderr)
+        return 0
     summary, paths = save_run(result, out, command=command)
     console.print(summary_table([summary], "Training summary"))
     console.print(f"wrote {', '.join(str(p) for p in paths.values())} and logs in {out}")

@@ -4,6 +4,7 @@ import csv
 import json
 import os
 import struct
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,6 +119,12 @@ def test_wandb_offline_writes_a_run_without_network(tmp_path, monkeypatch):
     sink.close()
     runs = list((tmp_path / "wandb").glob("offline-run-*abc123"))
     assert len(runs) == 1, os.listdir(tmp_path / "wandb")
-    data = (runs[0] / "run-abc123.wandb").read_bytes()
-    for key in (b"episode_return/iqm", b"seed_1/value_loss", b"env_steps"):
+    keys = (b"episode_return/iqm", b"seed_1/value_loss", b"env_steps")
+    deadline = time.monotonic() + 60  # wandb's service process may still be flushing on a loaded machine
+    while True:
+        data = (runs[0] / "run-abc123.wandb").read_bytes()
+        if all(key in data for key in keys) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    for key in keys:
         assert key in data
