@@ -20,9 +20,11 @@ use_unrolled_threefry_on_cpu()
 
 from purejaxrl_ppo.algos import PPO, TRPO, UpdateBatch, conjugate_gradient, make_fisher_vector_product, ppo_loss  # noqa: E402
 from purejaxrl_ppo.config import ConfigError, PPOConfig, TRPOConfig, config_from_dict  # noqa: E402
+from purejaxrl_ppo.config_files import RunOptions, load_run_file, write_run_file  # noqa: E402
 from purejaxrl_ppo.envs import make_env, registered_env_names  # noqa: E402
 from purejaxrl_ppo.gae import gae  # noqa: E402
 from purejaxrl_ppo.networks import ActorCritic, make_network  # noqa: E402
+from purejaxrl_ppo.runner import TrainingDiverged, train_durable, train_seeds_chunked  # noqa: E402
 from purejaxrl_ppo.stats import final_returns, iqm, summarize  # noqa: E402
 from purejaxrl_ppo.train import (  # noqa: E402
     TrainOutput,
@@ -41,9 +43,11 @@ __all__ = [
     "ActorCritic",
     "ConfigError",
     "PPOConfig",
+    "RunOptions",
     "TRPOConfig",
     "TrainOutput",
     "TrainState",
+    "TrainingDiverged",
     "UpdateBatch",
     "config_from_dict",
     "conjugate_gradient",
@@ -51,6 +55,7 @@ __all__ = [
     "gae",
     "init_train_state",
     "iqm",
+    "load_run_file",
     "make_env",
     "make_fisher_vector_product",
     "make_network",
@@ -59,5 +64,8 @@ __all__ = [
     "registered_env_names",
     "run_training",
     "summarize",
+    "train_durable",
+    "train_seeds_chunked",
     "train_updates",
+    "write_run_file",
 ]

@@ -22,6 +22,7 @@ from typing import Any, Sequence
 # Importing any purejaxrl_ppo module runs the package __init__ first, which applies
 # the XLA:CPU deadlock workaround before jax starts its backend.
 from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError
+from purejaxrl_ppo.config_files import RunOptions, read_run_file, split_run_dict, write_run_file
 from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW
 
 
@@ -58,18 +59,34 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                 parser.add_argument(*names, dest=field.name, type=caster, default=None, help=help_text)
 
 
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per :class:`RunOptions` field (seeds, chunking, checkpoints, logging)."""
+    for field in dataclasses.fields(RunOptions):
+        flag = "--" + field.name.replace("_", "-")
+        help_text = f"{field.metadata['help']} [default: {field.default}]"
+        kind = field.type if isinstance(field.type, str) else field.type.__name__
+        if kind == "bool":
+            parser.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=field.name, type={"int": int, "str": str}[kind], default=None, help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="purejaxrl-ppo", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train many seeds of PPO or TRPO")
-    train.add_argument("--algo", choices=sorted(CONFIGS), default="ppo", help="algorithm [default: ppo]")
-    train.add_argument("--num-seeds", type=int, default=8, help="independent seeds, vmapped in one program [default: 8]")
-    train.add_argument("--seed", type=int, default=0, help="master seed; seed i uses split(PRNGKey(seed))[i] [default: 0]")
+    train = sub.add_parser("train", help="train many seeds of PPO or TRPO (resumable, logged)")
+    train.add_argument("--config", type=Path, default=None, metavar="FILE",
+                       help="YAML or TOML run file (examples/ppo_cartpole.yaml); flags override its values")
+    train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its newest intact checkpoint (same config)")
+    train.add_argument("--algo", choices=sorted(CONFIGS), default=None, help="algorithm [default: ppo]")
     train.add_argument("--out", type=Path, default=None, help="run directory (default runs/<algo>-<env>-<timestamp>)")
-    train.add_argument("--overwrite", action="store_true", help="allow writing into an existing non-empty --out")
+    train.add_argument("--overwrite", action="store_true", help="start afresh in an existing non-empty --out")
     train.add_argument("--quiet", action="store_true", help="no progress bar or table; print the summary path only")
-    train.add_argument("--progress-chunks", type=int, default=20, help="about how many progress updates (compiled chunks) [default: 20]")
+    train.add_argument("--dump-config", type=Path, default=None, metavar="FILE",
+                       help="write the resolved run file (.yaml or .toml) and exit without training")
+    _add_option_flags(train)
     _add_config_flags(train)
 
     compare = sub.add_parser("compare", help="compare the summaries of finished runs")
@@ -78,19 +95,39 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _flag_values(args: argparse.Namespace) -> dict[str, Any]:
+    """Config and run-option values given as flags (``None`` = not given)."""
+    names = {f.name for cls in CONFIGS.values() for f in dataclasses.fields(cls)}
+    names |= {f.name for f in dataclasses.fields(RunOptions)}
+    given = {name: getattr(args, name) for name in sorted(names) if getattr(args, name, None) is not None}
+    if args.algo is not None:
+        given["algo"] = args.algo
+    return given
+
+
+def resolve_run(args: argparse.Namespace) -> tuple[BaseConfig, RunOptions]:
+    """Defaults, then the ``--config`` file, then flags: the run's config and options."""
+    values = read_run_file(args.config) if args.config is not None else {}
+    flags = _flag_values(args)
+    algo = flags.get("algo", values.get("algo", "ppo"))
+    if algo in CONFIGS:
+        own = {f.name for f in dataclasses.fields(CONFIGS[algo])}
+        other = {f.name for c in CONFIGS.values() for f in dataclasses.fields(c)} - own
+        misplaced = sorted(name for name in other if name in flags)
+        if misplaced:
+            names = ", ".join("--" + n.replace("_", "-") for n in misplaced)
+            raise ConfigError(f"{names} do(es) not apply to --algo {algo}")
+    if "hidden_sizes" in flags:
+        flags["hidden_sizes"] = tuple(flags["hidden_sizes"])
+    source = None
+    if args.config is not None:
+        source = str(args.config) + (" with command-line overrides" if flags else "")
+    return split_run_dict({**values, **flags}, source=source)
+
+
 def config_from_args(args: argparse.Namespace) -> BaseConfig:
-    """The chosen algorithm's config with every flag the user gave applied."""
-    cls = CONFIGS[args.algo]
-    names = {f.name for f in dataclasses.fields(cls)}
-    given = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-    other = {f.name for c in CONFIGS.values() for f in dataclasses.fields(c)} - names
-    misplaced = sorted(name for name in other if getattr(args, name, None) is not None)
-    if misplaced:
-        flags = ", ".join("--" + n.replace("_", "-") for n in misplaced)
-        raise ConfigError(f"{flags} do(es) not apply to --algo {args.algo}")
-    if "hidden_sizes" in given:
-        given["hidden_sizes"] = tuple(given["hidden_sizes"])
-    return cls(**given)
+    """The chosen algorithm's config with the ``--config`` file and every flag applied."""
+    return resolve_run(args)[0]
 
 
 def _default_out(config: BaseConfig) -> Path:
@@ -123,52 +160,102 @@ def summary_table(summaries: Sequence[dict[str, Any]], title: str):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import numpy as np
     from rich.console import Console
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from purejaxrl_ppo.runner import save_run, train_seeds_chunked
+    from purejaxrl_ppo.checkpoint import CheckpointError, CorruptCheckpointWarning
+    from purejaxrl_ppo.runner import TrainingDiverged, save_run, train_durable
 
     console = Console(stderr=True, quiet=args.quiet, width=None if sys.stderr.isatty() else 120)
-    if args.num_seeds < 1:
-        raise ConfigError(f"--num-seeds must be a positive integer, got {args.num_seeds}")
-    config = config_from_args(args)
-    out = args.out or _default_out(config)
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ConfigError(f"run directory {out} exists and is not empty; pass --overwrite or choose another --out")
-
-    total = config.num_updates
-    console.print(
-        f"[bold]{config.algo_name.upper()}[/] on {config.env_name}: {args.num_seeds} seeds × "
-        f"{total * config.batch_size:,} env steps ({total} updates of {config.num_envs}×{config.num_steps})"
-    )
-    with Progress(
-        TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("compiling", total=total, info="")
-        if not console.is_terminal:
-            console.print("compiling ...")
-
-        def on_chunk(done: int, metrics: dict[str, np.ndarray], seconds: float) -> None:
-            steps = done * config.batch_size * args.num_seeds
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # seeds with no finished episode yet
-                median = float(np.nanmedian(np.nanmean(metrics["episode_return"][:, -5:], axis=1)))
-            info = f"median return {_fmt(median)} · {steps / max(seconds, 1e-9):,.0f} env-steps/s"
-            progress.update(task, completed=done, description="training", info=info)
-            if not console.is_terminal:  # a live bar only renders on a terminal: log a line per chunk
-                console.print(f"update {done}/{total} · {info} · {seconds:.0f} s")
-
-        result = train_seeds_chunked(config, args.num_seeds, args.seed, args.progress_chunks, on_chunk=on_chunk)
     command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.resume is not None:
+        extra = [f"--{n.replace('_', '-')}" for n in _flag_values(args)]
+        extra += [flag for flag, value in (("--config", args.config), ("--out", args.out),
+                                           ("--overwrite", args.overwrite), ("--dump-config", args.dump_config)) if value]
+        if extra:
+            raise ConfigError(f"--resume continues the saved config of {args.resume}; {', '.join(extra)} cannot be "
+                              f"combined with it (start a new run with --config {args.resume}/config.yaml instead)")
+        out, config, options = args.resume, None, None
+    else:
+        config, options = resolve_run(args)
+        if args.dump_config is not None:
+            write_run_file(args.dump_config, config, options)
+            print(f"wrote {args.dump_config}")
+            return 0
+        out = args.out or _default_out(config)
+
+    def show_warning(message, category, *rest, **kwargs):  # a corrupt checkpoint: say so plainly, even if --quiet
+        if issubclass(category, CorruptCheckpointWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, *rest, **kwargs)
+
+    warnings.simplefilter("always", CorruptCheckpointWarning)
+    previous, warnings.showwarning = warnings.showwarning, show_warning
+    try:
+        with _progress(console) as progress:
+            result = train_durable(out, config, options, resume=args.resume is not None, overwrite=args.overwrite,
+                                   command=command, on_chunk=progress)
+    except TrainingDiverged as err:
+        kept = f"the last good checkpoint is {err.last_checkpoint}" if err.last_checkpoint else "no checkpoint was written"
+        print(f"error: training stopped: {err}; that state was not saved, {kept}; logs in {out}", file=sys.stderr)
+        return 3
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: python -m purejaxrl_ppo train --resume {shlex.quote(str(out))}",
+              file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = previous
+    if args.resume is not None and result.updates_run == 0 and (out / "summary.json").is_file():
+        print(f"{out} already finished all {result.config.num_updates} updates; nothing to do", file=sys.stderr)
+        return 0
     summary, paths = save_run(result, out, command=command)
     console.print(summary_table([summary], "Training summary"))
-    console.print(f"wrote {', '.join(str(p) for p in paths.values())}")
+    console.print(f"wrote {', '.join(str(p) for p in paths.values())} and logs in {out}")
     if args.quiet:
         print(paths["summary"])
     return 0
+
+
+class _progress:
+    """A rich progress bar (or one line per chunk when not on a terminal), updated once per chunk."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+            disable=not console.is_terminal,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.console.print("compiling ...")
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def __call__(self, report) -> None:
+        import numpy as np
+
+        seeds, done = report.metrics["env_steps"].shape
+        batch = int(report.metrics["env_steps"][0, 0])  # env steps per update per seed (update 1's count)
+        if self.task is None:
+            self.task = self.bar.add_task("training", total=report.total_updates, info="")
+        steps = report.updates_run * batch * seeds
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # seeds with no finished episode yet
+            median = float(np.nanmedian(np.nanmean(report.metrics["episode_return"][:, -5:], axis=1)))
+        info = f"median return {_fmt(median)} · {steps / max(report.run_seconds, 1e-9):,.0f} env-steps/s"
+        self.bar.update(self.task, completed=done, info=info)
+        if not self.console.is_terminal:  # a live bar only renders on a terminal: log a line per chunk
+            self.console.print(f"update {done}/{report.total_updates} · {info} · {report.run_seconds:.0f} s")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -37,6 +37,11 @@ def _is_concrete_number(value: Any) -> bool:
     return isinstance(value, numbers.Number) and not isinstance(value, bool)
 
 
+def _is_number_like(value: Any) -> bool:
+    """A real number, or a scalar array/tracer (numeric leaves may be traced)."""
+    return isinstance(value, numbers.Real) or getattr(value, "shape", None) == ()
+
+
 @dataclasses.dataclass(frozen=True)
 class BaseConfig:
     """Fields shared by every algorithm: environment, rollout, GAE, network."""
@@ -87,7 +92,7 @@ class BaseConfig:
                 raise ConfigError(f"{f.name} must be a string, got {value!r}")
             if expected == "float" and _is_concrete_number(value) and not math.isfinite(float(value)):
                 raise ConfigError(f"{f.name} must be finite, got {value!r}")
-            if expected == "float" and isinstance(value, (bool, str)):
+            if expected == "float" and (isinstance(value, (bool, str)) or not _is_number_like(value)):
                 raise ConfigError(f"{f.name} must be a number, got {value!r}")
 
     def _check_range(self, name: str, low: float, high: float, *, low_open: bool, high_open: bool) -> None:

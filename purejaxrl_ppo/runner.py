@@ -1,14 +1,21 @@
-"""Host-side driver: train many seeds in compiled chunks with progress, then save.
+"""Host-side driver: train many seeds in compiled chunks, checkpoint, log, resume, save.
 
 The training program is the same pure ``init_train_state`` + ``train_updates``
 scan that :func:`purejaxrl_ppo.make_train` composes; running it as ``k`` chunks
-of updates only lets the host report progress between chunks (results are
-bit-identical to the single scan, see ``tests/test_train.py``).
+of updates (the same compiled chunk reused) only lets the host act between
+chunks: show progress, write logs, save a checkpoint, stop on NaN. Results are
+bit-identical to the single scan (``tests/test_train.py``), and a resumed run
+to the uninterrupted one (``tests/test_durable.py``).
+
+:func:`train_seeds_chunked` is the loop; :func:`train_durable` runs it in a run
+directory (:mod:`purejaxrl_ppo.rundir`) with checkpoints
+(:mod:`purejaxrl_ppo.checkpoint`) and logs (:mod:`purejaxrl_ppo.logging_sinks`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -36,12 +43,13 @@ class RunResult:
     final_state: TrainState
     compile_seconds: float
     run_seconds: float
+    updates_run: int | None = None  # updates run by this process (fewer than num_updates after a resume)
 
     @property
     def env_steps_per_second(self) -> float:
-        """Environment steps of all seeds per second of (compiled) run time."""
-        steps = self.num_seeds * self.config.num_updates * self.config.batch_size
-        return steps / self.run_seconds
+        """Environment steps of all seeds per second of (compiled) run time, this process only."""
+        updates = self.config.num_updates if self.updates_run is None else self.updates_run
+        return self.num_seeds * updates * self.config.batch_size / max(self.run_seconds, 1e-9)
 
     def summary(self) -> dict[str, Any]:
         """JSON-serialisable summary: final-return statistics across seeds and timings."""
@@ -77,22 +85,93 @@ def machine_description() -> dict[str, str]:
     }
 
 
-def chunk_plan(num_updates: int, target_chunks: int = 20) -> list[int]:
+def chunk_plan(num_updates: int, target_chunks: int = 20, chunk_updates: int = 0) -> list[int]:
     """Split ``num_updates`` into equal chunks (at most two distinct sizes to compile).
 
-    Prefers a divisor of ``num_updates`` giving between ``target_chunks // 4`` and
-    ``target_chunks`` chunks; otherwise equal chunks plus one remainder chunk.
+    With ``chunk_updates`` > 0: chunks of that many updates plus one remainder chunk.
+    Otherwise prefers a divisor of ``num_updates`` giving between ``target_chunks // 4``
+    and ``target_chunks`` chunks; else equal chunks plus one remainder chunk.
     """
-    if num_updates <= target_chunks:
+    if chunk_updates > 0:
+        size = min(chunk_updates, num_updates)
+    elif num_updates <= target_chunks:
         return [1] * num_updates
-    for count in range(target_chunks, max(target_chunks // 4, 1) - 1, -1):
-        if num_updates % count == 0:
-            return [num_updates // count] * count
-    size = -(-num_updates // target_chunks)
+    else:
+        for count in range(target_chunks, max(target_chunks // 4, 1) - 1, -1):
+            if num_updates % count == 0:
+                return [num_updates // count] * count
+        size = -(-num_updates // target_chunks)
     plan = [size] * (num_updates // size)
     if num_updates % size:
         plan.append(num_updates % size)
     return plan
+
+
+#: Metrics that are NaN by design (no episode ended in the rollout; targets without variance).
+NAN_ALLOWED = frozenset({"episode_return", "episode_length", "explained_variance"})
+
+
+class TrainingDiverged(RuntimeError):
+    """A metric became NaN or infinite; training stopped before saving that state.
+
+    ``update`` is 1-based (the update that produced it), ``metric`` its name,
+    ``seed`` the first seed affected; ``metrics`` holds every metric up to and
+    including the chunk that diverged (``[seeds, updates]``).
+    """
+
+    def __init__(self, update: int, metric: str, seed: int, metrics: dict[str, np.ndarray]):
+        super().__init__(f"{metric} is not finite at update {update} (seed {seed})")
+        self.update, self.metric, self.seed, self.metrics = update, metric, seed, metrics
+
+
+def first_non_finite(metrics: dict[str, np.ndarray], offset: int = 0) -> tuple[int, str, int] | None:
+    """``(update, metric, seed)`` of the earliest non-finite value, or ``None``.
+
+    ``metrics``: ``{name: [seeds, n]}`` of updates ``offset + 1 .. offset + n``; names in
+    :data:`NAN_ALLOWED` are skipped. Ties at one update report the alphabetically first metric.
+    """
+    found = None
+    for name in sorted(metrics):
+        values = np.asarray(metrics[name])
+        if name in NAN_ALLOWED or values.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(values)
+        if bad.any():
+            update = int(np.argmax(bad.any(axis=0)))
+            if found is None or update < found[0]:
+                found = (update, name, int(np.argmax(bad[:, update])))
+    return None if found is None else (offset + found[0] + 1, found[1], found[2])
+
+
+@dataclasses.dataclass
+class ChunkReport:
+    """What ``on_chunk`` sees after each compiled chunk (all on the host except ``state``).
+
+    updates_run:   updates run by this process (fewer than ``updates_done`` after a resume)
+
+    state:         the train state after the chunk (device arrays; valid until the callback returns,
+                   the next chunk donates its buffers)
+    chunk_metrics: ``{name: [seeds, size]}`` of this chunk
+    metrics:       ``{name: [seeds, updates_done]}`` since update 1 (resumed history included)
+    """
+
+    index: int
+    updates_done: int
+    state: TrainState
+    chunk_metrics: dict[str, np.ndarray]
+    metrics: dict[str, np.ndarray]
+    run_seconds: float
+    updates_run: int
+    total_updates: int
+
+
+@dataclasses.dataclass
+class StartPoint:
+    """Where a resumed run continues: the restored state after ``updates_done`` updates and the history."""
+
+    updates_done: int
+    state: TrainState
+    metrics: dict[str, np.ndarray]
 
 
 def train_seeds_chunked(
@@ -100,40 +179,84 @@ def train_seeds_chunked(
     num_seeds: int,
     seed: int = 0,
     target_chunks: int = 20,
-    on_chunk: Callable[[int, dict[str, np.ndarray], float], None] | None = None,
+    on_chunk: Callable[[ChunkReport], None] | None = None,
+    *,
+    plan: list[int] | None = None,
+    start: StartPoint | None = None,
+    stop_on_nan: bool = True,
 ) -> RunResult:
     """Train ``num_seeds`` seeds of ``config`` with one vmapped program, in chunks.
 
-    ``on_chunk(updates_done, metrics_so_far, run_seconds_so_far)`` is called
-    after each chunk with NumPy metrics ``[seeds, updates_done]``. Compile time (ahead-of-time, every
-    distinct chunk size) is measured separately from run time.
+    ``plan`` (default :func:`chunk_plan`) lists the chunk sizes; each distinct size is
+    compiled once and reused. ``start`` continues from a restored state (it must
+    sit on a chunk boundary of ``plan``). ``on_chunk(report)`` runs after each chunk.
+    With ``stop_on_nan``, a non-finite metric (outside :data:`NAN_ALLOWED`) raises
+    :class:`TrainingDiverged` before ``on_chunk`` sees that chunk. Compile time
+    (ahead-of-time, every distinct chunk size) is measured apart from run time.
     """
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
-    plan = chunk_plan(config.num_updates, target_chunks)
+    plan = list(plan or chunk_plan(config.num_updates, target_chunks))
+    if sum(plan) != config.num_updates:
+        raise ValueError(f"chunk plan {plan} sums to {sum(plan)}, not num_updates = {config.num_updates}")
+    done = 0 if start is None else start.updates_done
+    first = _chunk_index(plan, done)
 
-    init_fn = jax.jit(jax.vmap(lambda k: init_train_state(config, k)))
-    start = time.perf_counter()
-    init_compiled = init_fn.lower(keys).compile()
-    state_shape = jax.eval_shape(init_fn, keys)
-    chunk_fns = {}
-    for size in sorted(set(plan)):
-        fn = jax.jit(jax.vmap(lambda s, n=size: train_updates(config, s, n)), donate_argnums=0)
-        chunk_fns[size] = fn.lower(state_shape).compile()
-    compile_seconds = time.perf_counter() - start
+    compile_start = time.perf_counter()
+    init_compiled = _compiled_init(config, num_seeds) if start is None else None
+    chunk_fns = {size: _compiled_chunk(config, num_seeds, size) for size in sorted(set(plan[first:]))}
+    compile_seconds = time.perf_counter() - compile_start
 
-    start = time.perf_counter()
-    state = init_compiled(keys)
-    pieces: list[dict[str, np.ndarray]] = []
-    done = 0
-    for size in plan:
+    run_start = time.perf_counter()
+    state = init_compiled(keys) if start is None else start.state
+    pieces: list[dict[str, np.ndarray]] = [] if start is None or not start.metrics else [start.metrics]
+    for index in range(first, len(plan)):
+        size = plan[index]
         state, metrics = chunk_fns[size](state)
-        pieces.append(jax.device_get(metrics))  # waits for the chunk; tiny [seeds, size] arrays
+        chunk = jax.device_get(metrics)  # waits for the chunk; tiny [seeds, size] arrays
+        pieces.append(chunk)
+        if stop_on_nan and (bad := first_non_finite(chunk, offset=done)) is not None:
+            raise TrainingDiverged(*bad, metrics=_concat(pieces))
         done += size
         if on_chunk is not None:
-            on_chunk(done, _concat(pieces), time.perf_counter() - start)
+            report = ChunkReport(index, done, state, chunk, _concat(pieces), time.perf_counter() - run_start,
+                                 done - (0 if start is None else start.updates_done), config.num_updates)
+            on_chunk(report)
     jax.block_until_ready(state)
-    run_seconds = time.perf_counter() - start
-    return RunResult(config, num_seeds, seed, _concat(pieces), state, compile_seconds, run_seconds)
+    run_seconds = time.perf_counter() - run_start
+    updates_run = done - (0 if start is None else start.updates_done)
+    return RunResult(config, num_seeds, seed, _concat(pieces) if pieces else {}, state, compile_seconds,
+                     run_seconds, updates_run)
+
+
+def abstract_train_state(config: BaseConfig, num_seeds: int) -> TrainState:
+    """``ShapeDtypeStruct`` tree of the ``[num_seeds, ...]`` train state (no computation)."""
+    return jax.eval_shape(jax.vmap(lambda k: init_train_state(config, k)), _abstract_keys(num_seeds))
+
+
+def _abstract_keys(num_seeds: int) -> jax.ShapeDtypeStruct:
+    return jax.eval_shape(lambda: jax.random.split(jax.random.PRNGKey(0), num_seeds))
+
+
+# Compiled programs are cached per (config, seeds, chunk size): a second run of the same
+# config in one process (a notebook, a resume in the tests) does not compile again.
+@functools.lru_cache(maxsize=16)
+def _compiled_init(config: BaseConfig, num_seeds: int):
+    return jax.jit(jax.vmap(lambda k: init_train_state(config, k))).lower(_abstract_keys(num_seeds)).compile()
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled_chunk(config: BaseConfig, num_seeds: int, size: int):
+    fn = jax.jit(jax.vmap(lambda s: train_updates(config, s, size)), donate_argnums=0)
+    return fn.lower(abstract_train_state(config, num_seeds)).compile()
+
+
+def _chunk_index(plan: list[int], updates_done: int) -> int:
+    """Index of the chunk that starts after ``updates_done`` updates."""
+    boundaries = np.cumsum([0, *plan])
+    matches = np.flatnonzero(boundaries == updates_done)
+    if not matches.size:
+        raise ValueError(f"{updates_done} updates done is not a chunk boundary of the plan {plan}")
+    return int(matches[0])
 
 
 def _concat(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
@@ -189,3 +312,110 @@ def plot_learning_curves(runs: list[tuple[str, dict[str, np.ndarray]]], path: Pa
     fig.savefig(path)
     plt.close(fig)
 
+
+
+# ---------------------------------------------------------------------------- durable runs
+
+
+def train_durable(
+    run_dir: Path,
+    config: BaseConfig | None = None,
+    options: Any = None,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    command: str = "",
+    on_chunk: Callable[[ChunkReport], None] | None = None,
+) -> RunResult:
+    """Train in ``run_dir`` with checkpoints and logs after every chunk; resumable.
+
+    New run (``resume=False``): ``config`` and ``options``
+    (:class:`~purejaxrl_ppo.config_files.RunOptions`) are required; ``run_dir`` must be
+    absent or empty unless ``overwrite``. Resume: config, options and chunk plan are read
+    from ``run_dir`` and training continues from the newest intact checkpoint (from
+    update 0 if none was written); the metrics, logs and final state equal those of an
+    uninterrupted run bit for bit. A non-finite metric raises
+    :class:`TrainingDiverged` after logging it; the last good checkpoint is kept.
+    """
+    from purejaxrl_ppo import rundir
+    from purejaxrl_ppo.checkpoint import Checkpointer
+    from purejaxrl_ppo.config_files import RunOptions
+
+    if resume:
+        config, options, info = rundir.load_existing(run_dir)
+        plan = [int(n) for n in info["plan"]]
+    else:
+        if config is None:
+            raise TypeError("train_durable needs a config for a new run")
+        options = options or RunOptions()
+        plan = chunk_plan(config.num_updates, options.progress_chunks, options.chunk_updates)
+        rundir.prepare_new(run_dir, overwrite)
+        info = rundir.write_metadata(run_dir, config, options, plan, command)
+
+    checkpointer = Checkpointer(run_dir / "checkpoints", keep=options.keep_checkpoints)
+    meta = {"config": config.to_dict(), "options": options.to_dict(), "plan": plan}
+    start = _restore_start(checkpointer, config, options, meta) if resume else None
+    if resume:
+        info = rundir.record_resume(run_dir, info, command, 0 if start is None else start.updates_done)
+    sinks = _open_sinks(run_dir, config, options, info, start)
+    logged = 0 if start is None else start.updates_done
+
+    def after_chunk(report: ChunkReport) -> None:
+        nonlocal logged
+        for sink in sinks:
+            sink.write(report.chunk_metrics)
+        logged = report.updates_done
+        if (report.index + 1) % options.checkpoint_every == 0 or report.updates_done == config.num_updates:
+            checkpointer.save(report.updates_done, report.state, report.metrics, meta)
+        if on_chunk is not None:
+            on_chunk(report)
+
+    try:
+        return train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=after_chunk, plan=plan,
+                                   start=start)
+    except TrainingDiverged as err:
+        tail = {k: v[:, logged:] for k, v in err.metrics.items()}
+        for sink in sinks:  # show the run up to the NaN; its state is not checkpointed
+            sink.write(tail)
+        steps = checkpointer.steps()
+        err.last_checkpoint = run_dir / "checkpoints" / str(steps[-1]) if steps else None
+        raise
+    finally:
+        for sink in sinks:
+            sink.close()
+        checkpointer.close()
+
+
+def _restore_start(checkpointer, config: BaseConfig, options, meta: dict[str, Any]) -> StartPoint | None:
+    """The newest intact checkpoint as a :class:`StartPoint`, checked against the run's config."""
+    from purejaxrl_ppo.rundir import RunDirError
+
+    restored = checkpointer.restore_latest(abstract_train_state(config, options.num_seeds))
+    if restored is None:
+        return None
+    for name in ("config", "options", "plan"):
+        if restored.meta.get(name) != meta[name]:
+            raise RunDirError(
+                f"checkpoint {checkpointer.directory / str(restored.step)} was written with a different {name} "
+                f"than {checkpointer.directory.parent / 'config.yaml'} / run.json: {restored.meta.get(name)} != {meta[name]}"
+            )
+    return StartPoint(restored.step, restored.state, restored.history)
+
+
+def _open_sinks(run_dir: Path, config: BaseConfig, options, info: dict[str, Any], start: StartPoint | None) -> list:
+    """CSV and JSONL always; TensorBoard and W&B if asked. A resume rewrites CSV/JSONL from the history."""
+    from purejaxrl_ppo import logging_sinks as ls
+
+    sinks: list = [ls.CSVSink(run_dir, config.batch_size), ls.JSONLSink(run_dir, config.batch_size)]
+    if start is not None and start.metrics:
+        for sink in sinks:
+            sink.write(start.metrics)
+    purge = None if start is None else (start.updates_done + 1) * config.batch_size
+    if options.tensorboard:
+        sinks.append(ls.TensorBoardSink(run_dir, options.num_seeds, options.log_seeds, purge_step=purge))
+    if options.wandb:
+        from purejaxrl_ppo.config_files import run_dict
+
+        sinks.append(ls.WandbSink(run_dir, options.wandb_project, info["wandb_id"], run_dir.name,
+                                  run_dict(config, options), options.num_seeds, options.log_seeds, config.batch_size))
+    return sinks

@@ -30,3 +30,10 @@ def test_chunk_plan_covers_every_update_with_at_most_two_sizes(num_updates):
     assert sum(plan) == num_updates
     assert len(set(plan)) <= 2 and len(plan) <= 21
     assert all(size >= 1 for size in plan)
+
+
+@pytest.mark.parametrize("num_updates,chunk_updates,expected", [
+    (8, 2, [2, 2, 2, 2]), (7, 3, [3, 3, 1]), (5, 10, [5]), (30, 1, [1] * 30),
+])
+def test_chunk_plan_with_fixed_chunk_size(num_updates, chunk_updates, expected):
+    assert chunk_plan(num_updates, chunk_updates=chunk_updates) == expected

@@ -1,0 +1,225 @@
+"""Durable runs: checkpoint/resume equal to the uninterrupted run, atomic and verified
+checkpoints, NaN stops, run-directory rules. In-process on a tiny budget; the real
+kill of a CLI process is in test_cli.py."""
+
+import json
+import warnings
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import purejaxrl_ppo as pjp
+from purejaxrl_ppo.checkpoint import Checkpointer, CheckpointError, CorruptCheckpointWarning
+from purejaxrl_ppo.config_files import RunOptions
+from purejaxrl_ppo.rundir import RunDirError
+from purejaxrl_ppo.runner import TrainingDiverged, first_non_finite, train_durable, train_seeds_chunked
+
+CONFIG = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 8,
+                       hidden_sizes=(8,), num_minibatches=2, update_epochs=1)
+OPTIONS = RunOptions(num_seeds=2, seed=3, chunk_updates=2, keep_checkpoints=2)  # 4 chunks of 2 updates
+LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl")
+
+
+class Stop(Exception):
+    """Raised from on_chunk to interrupt a run between chunks."""
+
+
+def stop_after(chunk_index: int):
+    def on_chunk(report):
+        if report.index == chunk_index:
+            raise Stop
+
+    return on_chunk
+
+
+def leaves_equal(a, b) -> None:
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def assert_same_run(result, reference, run_dir: Path, reference_dir: Path) -> None:
+    """Metrics, final state of every seed and the log files equal bit for bit."""
+    assert set(result.metrics) == set(reference.metrics)
+    for name in reference.metrics:
+        np.testing.assert_array_equal(result.metrics[name], reference.metrics[name], err_msg=name)
+    leaves_equal(result.final_state, reference.final_state)
+    for name in LOG_FILES:
+        assert (run_dir / name).read_bytes() == (reference_dir / name).read_bytes(), name
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """The uninterrupted run."""
+    run_dir = tmp_path_factory.mktemp("uninterrupted") / "run"
+    return train_durable(run_dir, CONFIG, OPTIONS), run_dir
+
+
+@pytest.fixture
+def interrupted(tmp_path):
+    """A run stopped after its second chunk (checkpoints at updates 2 and 4)."""
+    run_dir = tmp_path / "run"
+    with pytest.raises(Stop):
+        train_durable(run_dir, CONFIG, OPTIONS, on_chunk=stop_after(1))
+    assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir()) == [2, 4]
+    return run_dir
+
+
+def test_durable_run_equals_plain_chunked_run(reference):
+    result, run_dir = reference
+    plain = train_seeds_chunked(CONFIG, OPTIONS.num_seeds, OPTIONS.seed, target_chunks=3)  # another plan
+    for name in plain.metrics:
+        np.testing.assert_array_equal(result.metrics[name], plain.metrics[name], err_msg=name)
+    leaves_equal(result.final_state, plain.final_state)
+    # the newest K=2 checkpoints are kept; the last one is the final state
+    assert sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir()) == [6, 8]
+
+
+def test_resume_after_interruption_equals_uninterrupted_run(reference, interrupted):
+    resumed = train_durable(interrupted, resume=True, command="resume")
+    assert resumed.updates_run == CONFIG.num_updates - 4
+    assert_same_run(resumed, reference[0], interrupted, reference[1])
+    commands = json.loads((interrupted / "run.json").read_text())["commands"]
+    assert [c["resumed_at_update"] for c in commands] == [None, 4]
+
+
+def test_checkpoint_holds_state_history_and_config(reference):
+    _, run_dir = reference
+    restored = Checkpointer(run_dir / "checkpoints").restore(8, pjp_abstract())
+    assert restored.meta["config"] == CONFIG.to_dict() and restored.meta["plan"] == [2, 2, 2, 2]
+    assert restored.meta["options"]["num_seeds"] == 2 and restored.step == 8
+    np.testing.assert_array_equal(restored.history["env_steps"][0], np.arange(1, 9) * CONFIG.batch_size)
+    leaves_equal(restored.state, reference[0].final_state)
+    np.testing.assert_array_equal(restored.state.update_step, [8, 8])
+
+
+def pjp_abstract():
+    from purejaxrl_ppo.runner import abstract_train_state
+
+    return abstract_train_state(CONFIG, OPTIONS.num_seeds)
+
+
+def test_corrupt_latest_checkpoint_names_the_file_and_falls_back(reference, interrupted):
+    damaged = max((interrupted / "checkpoints" / "4" / "state").rglob("d/*"), key=lambda p: p.stat().st_size)
+    damaged.write_bytes(damaged.read_bytes()[: damaged.stat().st_size // 2])  # truncated
+    with pytest.warns(CorruptCheckpointWarning, match=str(damaged)):
+        resumed = train_durable(interrupted, resume=True)
+    assert resumed.updates_run == CONFIG.num_updates - 2  # continued from update 2
+    assert_same_run(resumed, reference[0], interrupted, reference[1])
+    assert any((interrupted / "corrupt_checkpoints").iterdir())  # kept for inspection, out of the way
+
+
+def test_crash_mid_write_leaves_previous_checkpoint_usable(reference, interrupted):
+    # What a kill during orbax's write of step 6 leaves: an uncommitted temporary directory.
+    partial = interrupted / "checkpoints" / "6.orbax-checkpoint-tmp" / "state"
+    partial.mkdir(parents=True)
+    (partial / "_METADATA").write_text('{"tree_metadata": {')  # half a file
+    assert Checkpointer(interrupted / "checkpoints").steps() == [2, 4]
+    resumed = train_durable(interrupted, resume=True)
+    assert resumed.updates_run == CONFIG.num_updates - 4
+    assert_same_run(resumed, reference[0], interrupted, reference[1])
+
+
+def test_no_intact_checkpoint_is_an_error_naming_each(interrupted):
+    for step in ("2", "4"):
+        (interrupted / "checkpoints" / step / "meta" / "metadata").write_text("{")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CorruptCheckpointWarning)
+        with pytest.raises(CheckpointError, match=r"checkpoints/4/meta/metadata.*checkpoints/2/meta/metadata"):
+            train_durable(interrupted, resume=True)
+
+
+def test_resume_before_any_checkpoint_starts_from_update_zero(reference, tmp_path):
+    run_dir = tmp_path / "run"
+    options = RunOptions(**{**OPTIONS.to_dict(), "checkpoint_every": 10})
+    with pytest.raises(Stop):
+        train_durable(run_dir, CONFIG, options, on_chunk=stop_after(1))
+    assert not any((run_dir / "checkpoints").iterdir())
+    # the saved options differ from the reference only in checkpoint_every, which changes no result
+    resumed = train_durable(run_dir, resume=True)
+    for name in reference[0].metrics:
+        np.testing.assert_array_equal(resumed.metrics[name], reference[0].metrics[name], err_msg=name)
+
+
+def test_nan_stops_with_update_and_metric_and_keeps_last_good_checkpoint(tmp_path):
+    # A learning rate of 1e18 makes the value head overflow within a few updates.
+    config = CONFIG.replace(learning_rate=1e18, anneal_lr=False)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as info:
+        train_durable(run_dir, config, RunOptions(num_seeds=2, chunk_updates=1, keep_checkpoints=10))
+    err = info.value
+    assert f"{err.metric} is not finite at update {err.update}" in str(err)
+    values = err.metrics[err.metric]
+    assert not np.isfinite(values[err.seed, err.update - 1]) and np.isfinite(values[:, : err.update - 1]).all()
+    steps = sorted(int(p.name) for p in (run_dir / "checkpoints").iterdir())
+    assert steps == list(range(1, err.update))  # every good chunk, never the diverged state
+    if steps:
+        assert err.last_checkpoint == run_dir / "checkpoints" / str(steps[-1])
+    rows = (run_dir / "metrics_aggregate.csv").read_text().splitlines()
+    assert len(rows) == 1 + err.update  # the logs show the update that diverged
+
+
+def test_first_non_finite_reports_earliest_update_metric_and_seed():
+    nan = np.nan
+    metrics = {
+        "episode_return": np.array([[nan, nan, nan], [nan, 1.0, nan]]),  # NaN by design: ignored
+        "value_loss": np.array([[1.0, 2.0, np.inf], [1.0, 2.0, 3.0]]),
+        "policy_loss": np.array([[0.1, 0.1, 0.1], [0.1, nan, 0.1]]),
+        "env_steps": np.array([[32, 64, 96], [32, 64, 96]]),
+    }
+    assert first_non_finite(metrics) == (2, "policy_loss", 1)
+    assert first_non_finite(metrics, offset=10) == (12, "policy_loss", 1)
+    assert first_non_finite({"value_loss": np.ones((2, 3))}) is None
+
+
+class ExtendedState(NamedTuple):
+    """A train state with fields the checkpointer has never heard of (e.g. normalisation statistics)."""
+
+    params: dict
+    obs_stats: tuple
+    key: jax.Array
+    typed_key: jax.Array
+    count: jax.Array
+
+
+def test_checkpointer_saves_any_pytree_including_typed_keys(tmp_path):
+    state = ExtendedState(
+        params={"w": jnp.arange(6.0).reshape(2, 3)},
+        obs_stats=(jnp.ones(3), jnp.full(3, 2.0, jnp.float64 if jax.config.x64_enabled else jnp.float32)),
+        key=jax.random.PRNGKey(1),
+        typed_key=jax.random.split(jax.random.key(2), 4),
+        count=jnp.int32(7),
+    )
+    ckpt = Checkpointer(tmp_path / "ck", keep=2)
+    for step in (1, 2, 3):
+        ckpt.save(step, state, {"loss": np.full((2, step), 0.5, np.float32)}, {"note": "x"})
+    assert ckpt.steps() == [2, 3]
+    restored = ckpt.restore(3, jax.eval_shape(lambda: state))
+    assert restored.history["loss"].shape == (2, 3) and restored.meta == {"note": "x", "step": 3}
+    np.testing.assert_array_equal(jax.random.key_data(restored.state.typed_key), jax.random.key_data(state.typed_key))
+    leaves_equal(restored.state._replace(typed_key=None), state._replace(typed_key=None))
+
+
+def test_new_run_refuses_an_existing_directory_unless_overwrite(reference, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(RunDirError, match="--resume .*--overwrite"):
+        train_durable(run_dir, CONFIG, OPTIONS)
+    (run_dir / "metrics.csv").write_text("stale")
+    result = train_durable(run_dir, CONFIG, OPTIONS, overwrite=True)
+    assert (run_dir / "notes.txt").read_text() == "mine"  # --overwrite removes only what a run writes
+    assert_same_run(result, reference[0], run_dir, reference[1])
+
+
+def test_resume_needs_a_run_directory(tmp_path):
+    with pytest.raises(RunDirError, match="does not exist"):
+        train_durable(tmp_path / "nothing", resume=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunDirError, match="config.yaml"):
+        train_durable(tmp_path / "empty", resume=True)
