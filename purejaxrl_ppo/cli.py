@@ -1,10 +1,11 @@
-"""Command line: ``python -m purejaxrl_ppo train|compare`` (also the ``purejaxrl-ppo`` script).
+"""Command line: ``python -m purejaxrl_ppo train|compare|render`` (also the ``purejaxrl-ppo`` script).
 
 ``train`` exposes every config field as a flag (``--num-envs 8``,
 ``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``), trains
 ``--num-seeds`` seeds in one vmapped program with a progress bar, prints a
 summary table and writes metrics, a JSON summary and a learning-curve PNG.
 ``compare`` prints the summaries of several run directories side by side.
+``render --run DIR`` writes a Brax HTML viewer or a gymnax GIF of a run's policy.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--quiet", action="store_true", help="no progress bar or table; print the summary path only")
     train.add_argument("--progress-chunks", type=int, default=20, help="about how many progress updates (compiled chunks) [default: 20]")
     _add_config_flags(train)
+
+    render = sub.add_parser("render", help="write a Brax HTML viewer or a gymnax GIF of a saved run's policy")
+    render.add_argument("--run", type=Path, required=True, help="run directory written by `train`")
+    render.add_argument("--out", type=Path, default=None, help="output file (default <run>/render.html or .gif)")
+    render.add_argument("--seed-index", type=int, default=0, help="which trained seed's policy [default: 0]")
+    render.add_argument("--seed", type=int, default=0, help="PRNG seed of the rendered episode [default: 0]")
 
     compare = sub.add_parser("compare", help="compare the summaries of finished runs")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories holding summary.json")
@@ -196,12 +203,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from purejaxrl_ppo.render import render_run
+
+    path, episode_return, length = render_run(args.run, args.out, args.seed_index, args.seed)
+    print(f"wrote {path} (deterministic episode: return {episode_return:.1f}, {length} steps)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return {"train": cmd_train, "compare": cmd_compare}[args.command](args)
+        return {"train": cmd_train, "compare": cmd_compare, "render": cmd_render}[args.command](args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
