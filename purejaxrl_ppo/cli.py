@@ -1,7 +1,9 @@
 """Command line: ``python -m purejaxrl_ppo train|compare|render`` (also the ``purejaxrl-ppo`` script).
 
 ``train`` exposes every config field as a flag (``--num-envs 8``,
-``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``), trains
+``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``; with
+``--env brax/...`` the per-task defaults of :mod:`purejaxrl_ppo.presets` apply
+under the flags given), trains
 ``--num-seeds`` seeds in one vmapped program with a progress bar, prints a
 summary table and writes metrics, a JSON summary and a learning-curve PNG.
 ``compare`` prints the summaries of several run directories side by side.
@@ -23,6 +25,7 @@ from typing import Any, Sequence
 # Importing any purejaxrl_ppo module runs the package __init__ first, which applies
 # the XLA:CPU deadlock workaround before jax starts its backend.
 from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError
+from purejaxrl_ppo.presets import brax_preset
 from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW
 
 
@@ -97,7 +100,11 @@ def config_from_args(args: argparse.Namespace) -> BaseConfig:
         raise ConfigError(f"{flags} do(es) not apply to --algo {args.algo}")
     if "hidden_sizes" in given:
         given["hidden_sizes"] = tuple(given["hidden_sizes"])
-    return cls(**given)
+    try:
+        preset = brax_preset(args.algo, given.get("env_name"))  # Brax per-task defaults under the flags
+    except ValueError as err:
+        raise ConfigError(f"env_name: {err}") from None
+    return cls(**{**preset, **given})
 
 
 def _default_out(config: BaseConfig) -> Path:

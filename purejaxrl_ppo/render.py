@@ -5,8 +5,10 @@ directory written by ``python -m purejaxrl_ppo train``, rolls out one episode
 of the deterministic policy of one seed and writes
 
 * ``render.html`` for ``brax/...`` envs (``brax.io.html.render``), or
-* ``render.gif`` for gymnax envs that ``gymnax.visualize.Visualizer`` can draw
-  (classic control: CartPole, Pendulum, Acrobot, MountainCar; MinAtar games).
+* ``render.gif`` for gymnax envs that ``gymnax.visualize.Visualizer`` can draw:
+  MinAtar games and Catch-bsuite with matplotlib alone; classic control
+  (CartPole, Pendulum, Acrobot, MountainCar) only with ``pygame`` installed,
+  which gymnasium's renderer needs (not a dependency of this package).
 """
 
 from __future__ import annotations
@@ -61,12 +63,36 @@ def render_run(run_dir: Path, out: Path | None = None, seed_index: int = 0, seed
         inner = env.env
         out.write_text(html.render(inner.sys, [inner.pipeline_state(s) for s in states]))
     else:
-        from gymnax.visualize import Visualizer
-
         out = out or run_dir / "render.gif"
-        inner = env.env
         try:
-            Visualizer(inner.env, inner.params, states, np.cumsum(rewards)).animate(str(out))
-        except Exception as err:  # gymnax draws only some envs; say which failed
+            write_gymnax_gif(env.env, states, rewards, out)
+        except Exception as err:  # gymnax draws only some envs, some through optional packages
             raise ConfigError(f"gymnax cannot render {config.env_name}: {type(err).__name__}: {err}") from None
     return out, float(rewards.sum()), length
+
+
+def write_gymnax_gif(gymnax_env, states: list, rewards: np.ndarray, out: Path) -> None:
+    """Draw every state with gymnax's ``Visualizer`` and write the frames as a GIF.
+
+    The frames are grabbed one by one (gymnax's own ``animate`` saved an empty
+    GIF with our matplotlib). Classic-control envs draw through gymnasium and
+    need ``pygame``; MinAtar and bsuite envs need only matplotlib.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from gymnax.visualize import Visualizer
+    from PIL import Image
+
+    vis = Visualizer(gymnax_env.env, gymnax_env.params, states, np.cumsum(rewards))
+    try:
+        vis.init()
+        frames = []
+        for t in range(len(states)):
+            vis.update(t)
+            vis.fig.canvas.draw()
+            frames.append(Image.fromarray(np.asarray(vis.fig.canvas.buffer_rgba())).convert("RGB"))
+    finally:
+        plt.close(vis.fig)
+    frames[0].save(out, save_all=True, append_images=frames[1:], duration=vis.interval, loop=0)
