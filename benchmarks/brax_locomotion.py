@@ -89,15 +89,15 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out or Path(__file__).parent / "results" / f"brax_{args.env}.json"
     result = {"env": args.env, "backend": args.backend, "steps": args.steps, "machine": machine_description()}
-    if args.which in ("both", "ours"):
-        result["purejaxrl_ppo"] = run_ours(args.env, args.backend, args.steps, args.eval_episodes, args.seed)
-        print("ours", json.dumps({k: v for k, v in result["purejaxrl_ppo"].items() if k != "config"}), flush=True)
-    if args.which in ("both", "brax"):
-        result["brax_ppo"] = run_brax(args.env, args.backend, args.steps, args.eval_episodes, args.seed)
-        print("brax", json.dumps({k: v for k, v in result["brax_ppo"].items() if k != "kwargs"}), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"wrote {out}")
+    runs = {"ours": ("purejaxrl_ppo", run_ours), "brax": ("brax_ppo", run_brax)}
+    for which, (key, run) in runs.items():
+        if args.which not in ("both", which):
+            continue
+        result[key] = run(args.env, args.backend, args.steps, args.eval_episodes, args.seed)
+        print(which, json.dumps({k: v for k, v in result[key].items() if k not in ("config", "kwargs")}), flush=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")  # after each part: a slow compile loses nothing
+        print(f"wrote {out}")
 
 
 if __name__ == "__main__":
