@@ -22,9 +22,12 @@ from purejaxrl_ppo.algos import PPO, TRPO, UpdateBatch, conjugate_gradient, make
 from purejaxrl_ppo.config import ConfigError, PPOConfig, TRPOConfig, config_from_dict  # noqa: E402
 from purejaxrl_ppo.config_files import RunOptions, load_run_file, write_run_file  # noqa: E402
 from purejaxrl_ppo.envs import make_env, registered_env_names  # noqa: E402
+from purejaxrl_ppo.evaluation import evaluate, load_policy, save_policy  # noqa: E402
 from purejaxrl_ppo.gae import gae  # noqa: E402
-from purejaxrl_ppo.networks import ActorCritic, make_network  # noqa: E402
 from purejaxrl_ppo.runner import TrainingDiverged, train_durable, train_seeds_chunked  # noqa: E402
+from purejaxrl_ppo.networks import ActorCritic, TanhGaussian, make_network  # noqa: E402
+from purejaxrl_ppo.normalization import RunningMeanStd, normalize, update_stats  # noqa: E402
+from purejaxrl_ppo.presets import brax_preset  # noqa: E402
 from purejaxrl_ppo.stats import final_returns, iqm, summarize  # noqa: E402
 from purejaxrl_ppo.train import (  # noqa: E402
     TrainOutput,
@@ -44,28 +47,36 @@ __all__ = [
     "ConfigError",
     "PPOConfig",
     "RunOptions",
+    "RunningMeanStd",
+    "TanhGaussian",
     "TRPOConfig",
     "TrainOutput",
     "TrainState",
     "TrainingDiverged",
     "UpdateBatch",
+    "brax_preset",
     "config_from_dict",
     "conjugate_gradient",
+    "evaluate",
     "final_returns",
     "gae",
     "init_train_state",
     "iqm",
     "load_run_file",
+    "load_policy",
     "make_env",
     "make_fisher_vector_product",
     "make_network",
     "make_train",
+    "normalize",
     "ppo_loss",
     "registered_env_names",
     "run_training",
+    "save_policy",
     "summarize",
     "train_durable",
     "train_seeds_chunked",
     "train_updates",
     "write_run_file",
+    "update_stats",
 ]

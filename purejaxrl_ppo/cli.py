@@ -1,10 +1,13 @@
-"""Command line: ``python -m purejaxrl_ppo train|compare`` (also the ``purejaxrl-ppo`` script).
+"""Command line: ``python -m purejaxrl_ppo train|compare|render`` (also the ``purejaxrl-ppo`` script).
 
 ``train`` exposes every config field as a flag (``--num-envs 8``,
-``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``), trains
+``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``; with
+``--env brax/...`` the per-task defaults of :mod:`purejaxrl_ppo.presets` apply
+under the flags given), trains
 ``--num-seeds`` seeds in one vmapped program with a progress bar, prints a
 summary table and writes metrics, a JSON summary and a learning-curve PNG.
 ``compare`` prints the summaries of several run directories side by side.
+``render --run DIR`` writes a Brax HTML viewer or a gymnax GIF of a run's policy.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any, Sequence
 # the XLA:CPU deadlock workaround before jax starts its backend.
 from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError
 from purejaxrl_ppo.config_files import RunOptions, read_run_file, split_run_dict, write_run_file
+from purejaxrl_ppo.presets import brax_preset
 from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW
 
 
@@ -89,6 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_option_flags(train)
     _add_config_flags(train)
 
+    render = sub.add_parser("render", help="write a Brax HTML viewer or a gymnax GIF of a saved run's policy")
+    render.add_argument("--run", type=Path, required=True, help="run directory written by `train`")
+    render.add_argument("--out", type=Path, default=None, help="output file (default <run>/render.html or .gif)")
+    render.add_argument("--seed-index", type=int, default=0, help="which trained seed's policy [default: 0]")
+    render.add_argument("--seed", type=int, default=0, help="PRNG seed of the rendered episode [default: 0]")
+
     compare = sub.add_parser("compare", help="compare the summaries of finished runs")
     compare.add_argument("runs", type=Path, nargs="+", help="run directories holding summary.json")
     compare.add_argument("--plot", type=Path, default=None, help="also write a combined learning-curve PNG here")
@@ -122,7 +132,12 @@ def resolve_run(args: argparse.Namespace) -> tuple[BaseConfig, RunOptions]:
     source = None
     if args.config is not None:
         source = str(args.config) + (" with command-line overrides" if flags else "")
-    return split_run_dict({**values, **flags}, source=source)
+    merged = {**values, **flags}
+    try:  # Brax per-task defaults go underneath the file and the flags
+        preset = brax_preset(algo, merged.get("env_name")) if algo in CONFIGS else {}
+    except ValueError as err:
+        raise ConfigError(f"env_name: {err}") from None
+    return split_run_dict({**preset, **merged}, source=source)
 
 
 def config_from_args(args: argparse.Namespace) -> BaseConfig:
@@ -283,12 +298,20 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_render(args: argparse.Namespace) -> int:
+    from purejaxrl_ppo.render import render_run
+
+    path, episode_return, length = render_run(args.run, args.out, args.seed_index, args.seed)
+    print(f"wrote {path} (deterministic episode: return {episode_return:.1f}, {length} steps)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return {"train": cmd_train, "compare": cmd_compare}[args.command](args)
+        return {"train": cmd_train, "compare": cmd_compare, "render": cmd_render}[args.command](args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

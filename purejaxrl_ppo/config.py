@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import jax
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "elu", "swish")
+ACTION_SQUASHES = ("clip", "tanh")
 
 
 class ConfigError(ValueError):
@@ -46,7 +47,10 @@ def _is_number_like(value: Any) -> bool:
 class BaseConfig:
     """Fields shared by every algorithm: environment, rollout, GAE, network."""
 
-    env_name: str = _help("gymnax environment id, e.g. CartPole-v1 or Pendulum-v1", "CartPole-v1")
+    env_name: str = _help(
+        "gymnax id (CartPole-v1, Pendulum-v1) or brax/<env>[?backend=..&episode_length=..&action_repeat=..]",
+        "CartPole-v1",
+    )
     total_timesteps: int = _help("environment steps per seed (all envs together)", 500_000)
     num_envs: int = _help("parallel environments per seed", 4)
     num_steps: int = _help("steps per environment in each rollout", 128)
@@ -57,6 +61,14 @@ class BaseConfig:
     ent_coef: float = _help("entropy bonus coefficient", 0.01)
     vf_coef: float = _help("value-loss coefficient (PPO: in the joint loss; TRPO: scales the critic loss)", 0.5)
     normalize_advantages: bool = _help("normalise advantages (per minibatch for PPO, per batch for TRPO)", True)
+    normalize_observations: bool = _help(
+        "normalise observations by running mean/var (carried per seed, updated after each rollout)", False
+    )
+    scale_rewards: bool = _help("divide rewards by the running std of the per-env discounted return", False)
+    action_squash: str = _help(
+        f"continuous actions: {ACTION_SQUASHES[0]!r} the Gaussian sample to the bounds or squash it with "
+        f"{ACTION_SQUASHES[1]!r} (log-prob corrected)", "clip"
+    )
 
     algo_name: ClassVar[str] = "base"
     #: Numeric fields that may be traced (pytree leaves); the rest are static.
@@ -121,11 +133,12 @@ class BaseConfig:
 
     def validate(self) -> None:
         """Check every field; subclasses extend this. Raises :class:`ConfigError`."""
-        from purejaxrl_ppo.envs import registered_env_names  # late: envs imports gymnax
+        from purejaxrl_ppo.envs import check_env_name  # late: envs imports gymnax
 
-        known = registered_env_names()
-        if self.env_name not in known:
-            raise ConfigError(f"unknown env_name {self.env_name!r}; known environments: {', '.join(known)}")
+        try:
+            check_env_name(self.env_name)
+        except ValueError as err:
+            raise ConfigError(f"env_name: {err}") from None
         for name in ("num_envs", "num_steps", "total_timesteps"):
             self._check_positive_int(name)
         if self.total_timesteps < self.batch_size:
@@ -143,6 +156,8 @@ class BaseConfig:
             raise ConfigError(f"hidden_sizes must be a non-empty tuple of positive integers, got {self.hidden_sizes!r}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
+        if self.action_squash not in ACTION_SQUASHES:
+            raise ConfigError(f"action_squash must be one of {ACTION_SQUASHES}, got {self.action_squash!r}")
 
     # ---------------------------------------------------------------- conversions
     def replace(self, **changes: Any) -> "BaseConfig":

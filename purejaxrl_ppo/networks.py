@@ -93,14 +93,70 @@ class Critic(nn.Module):
         return MLP(self.hidden_sizes, self.activation, 1, 1.0)(x)[..., 0]
 
 
+def _log1m_tanh_sq(u: jax.Array) -> jax.Array:
+    """log(1 - tanh²(u)) = 2 (log 2 - u - softplus(-2u)), stable for large |u|."""
+    return 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+
+
+class TanhGaussian:
+    """A diagonal Gaussian over u pushed through a = low + (tanh(u) + 1)(high - low)/2.
+
+    Samples and log-probs are *indexed by the pre-squash u* (what the rollout
+    stores as ``action``): ``log_prob(u)`` is the density of the env action
+    a = f(u), log N(u; μ, σ) - Σᵢ log|f'(uᵢ)| with f'(u) = (high - low)/2 · (1 - tanh²u).
+    Storing u instead of a avoids atanh(±1) for saturated actions. The
+    Jacobian term does not depend on θ, so probability ratios, and the KL
+    (invariant under a bijection), equal those of the Gaussian.
+
+    ``entropy()`` has no closed form; we use the Gaussian entropy plus the
+    log-Jacobian at the mean, H[a] ≈ H[u] + Σᵢ log|f'(μᵢ)| (a deterministic
+    first-order estimate of H[u] + E[Σ log|f'(u)|]; it is finite and smooth,
+    and smaller than H[u] when the mean saturates).
+    """
+
+    def __init__(self, mean: jax.Array, log_std: jax.Array, low: jax.Array, high: jax.Array):
+        self.gaussian = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+        self.mean, self.low, self.high = mean, low, high
+
+    def log_det_jacobian(self, u: jax.Array) -> jax.Array:
+        """Σᵢ log|f'(uᵢ)| over the last axis."""
+        return (jnp.log((self.high - self.low) / 2.0) + _log1m_tanh_sq(u)).sum(-1)
+
+    def squash(self, u: jax.Array) -> jax.Array:
+        return self.low + (jnp.tanh(u) + 1.0) * (self.high - self.low) / 2.0
+
+    def sample_and_log_prob(self, seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+        u, log_prob = self.gaussian.sample_and_log_prob(seed=seed)
+        return u, log_prob - self.log_det_jacobian(u)
+
+    def log_prob(self, u: jax.Array) -> jax.Array:
+        return self.gaussian.log_prob(u) - self.log_det_jacobian(u)
+
+    def entropy(self) -> jax.Array:
+        return self.gaussian.entropy() + self.log_det_jacobian(self.mean)
+
+    def kl_divergence(self, other: "TanhGaussian") -> jax.Array:
+        return self.gaussian.kl_divergence(other.gaussian)
+
+
 @dataclasses.dataclass(frozen=True)
 class ActorCritic:
-    """Separate actor and critic MLPs with params ``{"actor": ..., "critic": ...}``."""
+    """Separate actor and critic MLPs with params ``{"actor": ..., "critic": ...}``.
+
+    ``action_squash`` (continuous actions only) says how a Gaussian sample u
+    becomes an in-bounds env action (:meth:`env_action`): ``"clip"`` clips it
+    (log-probs are of the unclipped u, as in PPO's reference implementations);
+    ``"tanh"`` squashes it with :class:`TanhGaussian`'s log-prob correction.
+    """
 
     observation_shape: tuple[int, ...]
     action_space: ActionSpace
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    action_squash: str = "clip"
+
+    def _bounds(self) -> tuple[jax.Array, jax.Array]:
+        return jnp.asarray(self.action_space.low, jnp.float32), jnp.asarray(self.action_space.high, jnp.float32)
 
     @property
     def actor(self) -> Actor:
@@ -125,11 +181,28 @@ class ActorCritic:
         """State values ``[...]`` for ``obs [..., *observation_shape]``."""
         return self.critic.apply(critic_params, obs)
 
-    def distribution(self, dist_params: DistParams) -> distrax.Distribution:
-        """Categorical (discrete) or diagonal Gaussian (continuous) over actions."""
+    def distribution(self, dist_params: DistParams) -> distrax.Distribution | TanhGaussian:
+        """Categorical (discrete), diagonal Gaussian or :class:`TanhGaussian` (continuous)."""
         if self.action_space.discrete:
             return distrax.Categorical(logits=dist_params["logits"])
+        if self.action_squash == "tanh":
+            return TanhGaussian(dist_params["mean"], dist_params["log_std"], *self._bounds())
         return distrax.MultivariateNormalDiag(dist_params["mean"], jnp.exp(dist_params["log_std"]))
+
+    def env_action(self, action: jax.Array) -> jax.Array:
+        """The in-bounds action the env receives for a sampled ``action [..., A]`` (discrete: as is)."""
+        if self.action_space.discrete:
+            return action
+        low, high = self._bounds()
+        if self.action_squash == "tanh":
+            return low + (jnp.tanh(action) + 1.0) * (high - low) / 2.0
+        return jnp.clip(action, low, high)
+
+    def deterministic_action(self, dist_params: DistParams) -> jax.Array:
+        """The greedy action as sampled-action space: argmax logits or the Gaussian mean."""
+        if self.action_space.discrete:
+            return jnp.argmax(dist_params["logits"], axis=-1)
+        return dist_params["mean"]
 
     def initial_carry(self, batch_shape: tuple[int, ...]) -> Any:
         """Recurrent state for a batch of envs; ``()`` for a feed-forward policy."""
@@ -150,5 +223,7 @@ class ActorCritic:
 
 
 def make_network(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> ActorCritic:
-    """The actor-critic described by ``config.hidden_sizes`` and ``config.activation``."""
-    return ActorCritic(observation_shape, action_space, tuple(config.hidden_sizes), config.activation)
+    """The actor-critic described by ``config.hidden_sizes``, ``activation`` and ``action_squash``."""
+    return ActorCritic(
+        observation_shape, action_space, tuple(config.hidden_sizes), config.activation, config.action_squash
+    )

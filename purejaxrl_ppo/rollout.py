@@ -9,6 +9,7 @@ import jax.numpy as jnp
 
 from purejaxrl_ppo.envs.base import Env
 from purejaxrl_ppo.networks import ActorCritic, Params
+from purejaxrl_ppo.normalization import RunningMeanStd, normalize
 
 
 class EnvRunnerState(NamedTuple):
@@ -30,7 +31,7 @@ class Transition(NamedTuple):
     """A rollout, time-major: every field has leading ``[T, N]``.
 
     obs:           ``[T, N, *obs_shape]`` observation acted on
-    action:        ``[T, N]`` int32 or ``[T, N, A]`` float32, as sampled (unclipped)
+    action:        ``[T, N]`` int32 or ``[T, N, A]`` float32, as sampled (before clip/tanh)
     log_prob:      ``[T, N]`` log π_old(action | obs)
     value:         ``[T, N]`` V_old(obs)
     reward:        ``[T, N]``
@@ -59,16 +60,28 @@ def reset_envs(env: Env, network: ActorCritic, key: jax.Array, num_envs: int) ->
     return EnvRunnerState(env_state, obs, jnp.ones((num_envs,), bool), network.initial_carry((num_envs,)))
 
 
+def policy_input(obs: jax.Array, obs_stats: RunningMeanStd | None) -> jax.Array:
+    """What the networks see: ``obs`` normalised with ``obs_stats``, or as is when ``None``."""
+    return obs if obs_stats is None else normalize(obs_stats, obs)
+
+
 def _env_step(
-    env: Env, network: ActorCritic, params: Params, runner: EnvRunnerState, keys: jax.Array
+    env: Env,
+    network: ActorCritic,
+    params: Params,
+    runner: EnvRunnerState,
+    keys: jax.Array,
+    obs_stats: RunningMeanStd | None = None,
 ) -> tuple[EnvRunnerState, Transition]:
     """Act in all ``N`` envs once: ``runner -> (runner', Transition with leading [N])``.
 
     keys: ``[N + 1]`` keys, the first for sampling actions, one per env after it.
+    The transition holds raw observations; the policy acts on ``policy_input``.
     """
-    carry, dist_params, value = network.step(params, runner.carry, runner.obs, runner.episode_start)
+    obs = policy_input(runner.obs, obs_stats)
+    carry, dist_params, value = network.step(params, runner.carry, obs, runner.episode_start)
     action, log_prob = network.distribution(dist_params).sample_and_log_prob(seed=keys[0])
-    result = jax.vmap(env.step)(keys[1:], runner.env_state, action)
+    result = jax.vmap(env.step)(keys[1:], runner.env_state, network.env_action(action))
     done = jnp.logical_or(result.terminated, result.truncated)
     transition = Transition(
         obs=runner.obs,
@@ -86,12 +99,19 @@ def _env_step(
 
 
 def collect(
-    env: Env, network: ActorCritic, params: Params, runner: EnvRunnerState, key: jax.Array, num_steps: int
+    env: Env,
+    network: ActorCritic,
+    params: Params,
+    runner: EnvRunnerState,
+    key: jax.Array,
+    num_steps: int,
+    obs_stats: RunningMeanStd | None = None,
 ) -> tuple[EnvRunnerState, Transition]:
     """Roll the current policy for ``num_steps`` steps in every env.
 
-    Returns the runner state to continue from and a :class:`Transition` with
-    leading ``[num_steps, N]``.
+    With ``obs_stats`` the policy acts on normalised observations (the
+    transition still records raw ones). Returns the runner state to continue
+    from and a :class:`Transition` with leading ``[num_steps, N]``.
     """
     num_envs = runner.obs.shape[0]
     # Every key of the rollout in one call: on CPU each threefry call inside the
@@ -99,7 +119,7 @@ def collect(
     step_keys = jax.random.split(key, (num_steps, num_envs + 1))
 
     def body(runner: EnvRunnerState, keys: jax.Array):
-        return _env_step(env, network, params, runner, keys)
+        return _env_step(env, network, params, runner, keys, obs_stats)
 
     return jax.lax.scan(body, runner, step_keys)
 

@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from purejaxrl_ppo.config import BaseConfig
+from purejaxrl_ppo.evaluation import POLICY_FILE, save_policy
 from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW, final_returns, summarize
 from purejaxrl_ppo.train import TrainState, init_train_state, train_updates
 
@@ -264,7 +265,10 @@ def _concat(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write ``metrics.npz``, ``summary.json``, ``config.json`` and ``learning_curve.png``.
+    """Write ``metrics.npz``, ``summary.json``, ``config.json``, ``policy.msgpack`` and ``learning_curve.png``.
+
+    ``policy.msgpack`` holds every seed's final params (and observation
+    statistics when normalised): what ``render`` and ``evaluate`` need.
 
     Returns the summary written and the paths of the files.
     """
@@ -274,7 +278,11 @@ def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tu
         "summary": out_dir / "summary.json",
         "config": out_dir / "config.json",
         "plot": out_dir / "learning_curve.png",
+        "policy": out_dir / POLICY_FILE,
     }
+    normalizer = result.final_state.normalizer
+    obs_stats = normalizer.obs if result.config.normalize_observations else None
+    save_policy(paths["policy"], result.final_state.algo_state.params, obs_stats)
     np.savez_compressed(paths["metrics"], **result.metrics)
     summary = result.summary()
     if command is not None:

@@ -21,7 +21,8 @@ from purejaxrl_ppo.config import BaseConfig
 from purejaxrl_ppo.envs import make_env
 from purejaxrl_ppo.gae import gae
 from purejaxrl_ppo.networks import ActorCritic, make_network
-from purejaxrl_ppo.rollout import EnvRunnerState, Transition, bootstrap_values, collect, reset_envs
+from purejaxrl_ppo.normalization import NormalizerState, RunningMeanStd, init_normalizer, scale_rewards, update_stats
+from purejaxrl_ppo.rollout import EnvRunnerState, Transition, bootstrap_values, collect, policy_input, reset_envs
 
 
 class TrainState(NamedTuple):
@@ -31,12 +32,14 @@ class TrainState(NamedTuple):
     runner:      environments and the observation to act on
     key:         PRNG key for the next update
     update_step: int32 scalar, updates done so far
+    normalizer:  observation statistics and reward scaler (used when the config enables them)
     """
 
     algo_state: Any
     runner: EnvRunnerState
     key: jax.Array
     update_step: jax.Array
+    normalizer: NormalizerState
 
 
 class TrainOutput(NamedTuple):
@@ -68,7 +71,13 @@ def init_train_state(config: BaseConfig, key: jax.Array) -> TrainState:
     env, network, algo = _components(config)
     key, params_key, env_key = jax.random.split(key, 3)
     runner = reset_envs(env, network, env_key, config.num_envs)
-    return TrainState(algo.init(params_key), runner, key, jnp.int32(0))
+    normalizer = init_normalizer(env.observation_shape, config.num_envs)
+    return TrainState(algo.init(params_key), runner, key, jnp.int32(0), normalizer)
+
+
+def observation_stats(config: BaseConfig, normalizer: NormalizerState) -> RunningMeanStd | None:
+    """The statistics the policy normalises with, or ``None`` when normalisation is off."""
+    return normalizer.obs if config.normalize_observations else None
 
 
 def _flatten(x: jax.Array) -> jax.Array:
@@ -97,8 +106,19 @@ def explained_variance(values: jax.Array, targets: jax.Array) -> jax.Array:
     return jnp.where(var_targets > 0, 1.0 - (targets - values).var() / jnp.where(var_targets > 0, var_targets, 1.0), jnp.nan)
 
 
-def make_update_batch(config: BaseConfig, network: ActorCritic, critic_params: Any, traj: Transition) -> UpdateBatch:
-    """GAE on a ``[T, N]`` rollout, flattened into the algorithm's ``[T*N]`` batch."""
+def make_update_batch(
+    config: BaseConfig,
+    network: ActorCritic,
+    critic_params: Any,
+    traj: Transition,
+    obs_stats: RunningMeanStd | None = None,
+) -> UpdateBatch:
+    """GAE on a ``[T, N]`` rollout, flattened into the algorithm's ``[T*N]`` batch.
+
+    ``obs`` and ``final_obs`` are normalised with ``obs_stats`` (the statistics
+    the rollout acted with), so the batch holds exactly the policy's inputs.
+    """
+    traj = traj._replace(obs=policy_input(traj.obs, obs_stats), final_obs=policy_input(traj.final_obs, obs_stats))
     next_values = bootstrap_values(network, critic_params, traj)
     advantages, targets = gae(
         traj.reward, traj.value, next_values, traj.terminated, traj.done, config.gamma, config.gae_lambda
@@ -111,9 +131,17 @@ def _update_step(config: BaseConfig, env, network: ActorCritic, algo, state: Tra
     """Rollout -> GAE -> algorithm update; returns ``(state, scalar metrics)``."""
     key, rollout_key, update_key = jax.random.split(state.key, 3)
     params = state.algo_state.params
-    runner, traj = collect(env, network, params, state.runner, rollout_key, config.num_steps)
-    batch = make_update_batch(config, network, params["critic"], traj)
+    normalizer = state.normalizer
+    obs_stats = observation_stats(config, normalizer)
+    runner, traj = collect(env, network, params, state.runner, rollout_key, config.num_steps, obs_stats)
+    if config.scale_rewards:
+        reward_scaler, scaled = scale_rewards(normalizer.rewards, traj.reward, traj.done, config.gamma)
+        normalizer = normalizer.replace(rewards=reward_scaler)
+        traj = traj._replace(reward=scaled)
+    batch = make_update_batch(config, network, params["critic"], traj, obs_stats)
     algo_state, algo_metrics = algo.update(state.algo_state, batch, update_key)
+    if config.normalize_observations:  # only after acting and updating with the old statistics
+        normalizer = normalizer.replace(obs=update_stats(normalizer.obs, traj.obs))
     update_step = state.update_step + 1
     metrics = {
         **episode_metrics(traj.info),
@@ -121,7 +149,7 @@ def _update_step(config: BaseConfig, env, network: ActorCritic, algo, state: Tra
         "explained_variance": explained_variance(batch.value, batch.target),
         **algo_metrics,
     }
-    return TrainState(algo_state, runner, key, update_step), metrics
+    return TrainState(algo_state, runner, key, update_step, normalizer), metrics
 
 
 def train_updates(config: BaseConfig, state: TrainState, num_updates: int) -> tuple[TrainState, dict[str, jax.Array]]:

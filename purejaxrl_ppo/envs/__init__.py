@@ -1,8 +1,11 @@
 """Environments behind one interface, and the registry that builds them by name.
 
 ``make_env(name)`` returns an :class:`Env` already wrapped with
-:class:`EpisodeStatistics`. Names are gymnax ids (``"CartPole-v1"``,
-``"Pendulum-v1"``, ``"Breakout-MinAtar"``, ...).
+:class:`EpisodeStatistics`. Names select the suite: gymnax ids
+(``"CartPole-v1"``, ``"Pendulum-v1"``, ``"Breakout-MinAtar"``, ...) or
+``"brax/<env>"`` for any Brax environment, optionally with options
+``"brax/hopper?backend=generalized&episode_length=1000&action_repeat=2"``
+(see :mod:`purejaxrl_ppo.envs.brax_env`).
 """
 
 from __future__ import annotations
@@ -12,30 +15,49 @@ import functools
 import gymnax
 
 from purejaxrl_ppo.envs.base import ActionSpace, Env, StepResult
+from purejaxrl_ppo.envs.brax_env import PREFIX as BRAX_PREFIX
+from purejaxrl_ppo.envs.brax_env import BraxEnv, BraxEnvState, brax_env_ids, make_brax_env, parse_brax_name
 from purejaxrl_ppo.envs.gymnax_env import GymnaxEnv
 from purejaxrl_ppo.envs.wrappers import EpisodeStatistics, EpisodeStatisticsState
 
 
 def registered_env_names() -> tuple[str, ...]:
-    """Every environment name :func:`make_env` accepts."""
-    return tuple(gymnax.registered_envs)
+    """Every environment name :func:`make_env` accepts (Brax names without options)."""
+    return tuple(gymnax.registered_envs) + tuple(BRAX_PREFIX + env_id for env_id in brax_env_ids())
+
+
+def is_brax_name(name: str) -> bool:
+    """``name`` selects the Brax suite (``"brax/..."``)."""
+    return name.startswith(BRAX_PREFIX)
+
+
+def check_env_name(name: str) -> None:
+    """Raise ``ValueError`` naming the problem unless :func:`make_env` accepts ``name``."""
+    if is_brax_name(name):
+        parse_brax_name(name)
+    elif name not in gymnax.registered_envs:
+        raise ValueError(f"unknown environment {name!r}; known: {', '.join(registered_env_names())}")
 
 
 @functools.lru_cache(maxsize=None)
 def make_env(name: str) -> Env:
     """Build the environment ``name`` with episode statistics. Cached: envs are immutable."""
-    if name not in registered_env_names():
-        raise ValueError(f"unknown environment {name!r}; known: {', '.join(registered_env_names())}")
-    return EpisodeStatistics(GymnaxEnv.make(name))
+    check_env_name(name)
+    inner = make_brax_env(name) if is_brax_name(name) else GymnaxEnv.make(name)
+    return EpisodeStatistics(inner)
 
 
 __all__ = [
     "ActionSpace",
+    "BraxEnv",
+    "BraxEnvState",
     "Env",
     "EpisodeStatistics",
     "EpisodeStatisticsState",
     "GymnaxEnv",
     "StepResult",
+    "check_env_name",
+    "is_brax_name",
     "make_env",
     "registered_env_names",
 ]

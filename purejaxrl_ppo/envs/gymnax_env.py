@@ -49,6 +49,11 @@ class GymnaxEnv:
         obs_shape = tuple(int(s) for s in env.observation_space(params).shape)
         return cls(name, env, params, obs_shape, _action_space(env.action_space(params)))
 
+    @property
+    def max_episode_steps(self) -> int:
+        """Agent steps after which an episode is truncated."""
+        return int(self.params.max_steps_in_episode)
+
     def reset(self, key: jax.Array) -> tuple[jax.Array, Any]:
         obs, state = self.env.reset(key, self.params)
         return jnp.asarray(obs, jnp.float32), state

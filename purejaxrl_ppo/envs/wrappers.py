@@ -40,6 +40,10 @@ class EpisodeStatistics:
     def action_space(self) -> ActionSpace:
         return self.env.action_space
 
+    @property
+    def max_episode_steps(self) -> int:
+        return self.env.max_episode_steps
+
     def reset(self, key: jax.Array) -> tuple[jax.Array, EpisodeStatisticsState]:
         obs, env_state = self.env.reset(key)
         return obs, EpisodeStatisticsState(env_state, jnp.float32(0.0), jnp.int32(0))

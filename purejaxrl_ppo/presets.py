@@ -1,0 +1,46 @@
+"""Per-task defaults for Brax environments (the CLI applies them under flags you give).
+
+They follow the regime of Brax's own PPO trainer, scaled to a CPU: many
+parallel envs with short unrolls and large batches, observation
+normalisation, a shorter horizon (γ 0.97) and no entropy bonus on the
+balancing tasks. ``brax_preset(algo, env_name)`` returns the fields to set;
+explicit arguments always win (``{**brax_preset(...), **given}``).
+
+Measured (README, "Brax environments"): ``inverted_pendulum`` with PPO and
+TRPO. The locomotion preset is Brax-regime but not tuned here beyond the
+benchmark in ``benchmarks/brax_locomotion.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from purejaxrl_ppo.envs import is_brax_name, parse_brax_name
+
+#: Every Brax task: normalise observations, as Brax's PPO does.
+_COMMON: dict[str, Any] = {"normalize_observations": True, "ent_coef": 0.0, "gamma": 0.97}
+
+#: Per-algorithm update settings shared by every Brax task.
+_ALGO: dict[str, dict[str, Any]] = {
+    "ppo": {"update_epochs": 4, "num_minibatches": 8, "learning_rate": 3e-4},
+    "trpo": {"max_kl": 0.02, "critic_minibatches": 8},
+}
+
+#: Per-task rollout size and budget; tasks not listed use ``"locomotion"``.
+_TASKS: dict[str, dict[str, Any]] = {
+    "inverted_pendulum": {"num_envs": 32, "num_steps": 32, "total_timesteps": 100_000},
+    "inverted_double_pendulum": {"num_envs": 32, "num_steps": 32, "total_timesteps": 500_000},
+    "reacher": {"num_envs": 64, "num_steps": 32, "total_timesteps": 1_000_000, "gamma": 0.95},
+    "locomotion": {
+        "num_envs": 128, "num_steps": 16, "total_timesteps": 2_000_000,
+        "scale_rewards": True, "action_squash": "tanh",
+    },
+}
+
+
+def brax_preset(algo: str, env_name: str | None) -> dict[str, Any]:
+    """Config fields for ``algo`` (``"ppo"``/``"trpo"``) on ``env_name``; ``{}`` unless a Brax name."""
+    if env_name is None or not is_brax_name(env_name):
+        return {}
+    task = parse_brax_name(env_name).env_id
+    return {**_COMMON, **_ALGO.get(algo, {}), **_TASKS.get(task, _TASKS["locomotion"])}
