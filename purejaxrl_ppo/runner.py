@@ -240,15 +240,22 @@ def _abstract_keys(num_seeds: int) -> jax.ShapeDtypeStruct:
 
 # Compiled programs are cached per (config, seeds, chunk size): a second run of the same
 # config in one process (a notebook, a resume in the tests) does not compile again.
+# Each is compiled ahead of time (so compile time is measured apart from run time) and
+# the *jitted* function is returned: its first call hits jax's compile cache. Calling the
+# AOT ``Compiled`` object itself fails in jax 0.10 when the program closes over large
+# constants (a Brax system): "compiled for 312 inputs but called with 84".
 @functools.lru_cache(maxsize=16)
 def _compiled_init(config: BaseConfig, num_seeds: int):
-    return jax.jit(jax.vmap(lambda k: init_train_state(config, k))).lower(_abstract_keys(num_seeds)).compile()
+    fn = jax.jit(jax.vmap(lambda k: init_train_state(config, k)))
+    fn.lower(_abstract_keys(num_seeds)).compile()
+    return fn
 
 
 @functools.lru_cache(maxsize=16)
 def _compiled_chunk(config: BaseConfig, num_seeds: int, size: int):
     fn = jax.jit(jax.vmap(lambda s: train_updates(config, s, size)), donate_argnums=0)
-    return fn.lower(abstract_train_state(config, num_seeds)).compile()
+    fn.lower(abstract_train_state(config, num_seeds)).compile()
+    return fn
 
 
 def _chunk_index(plan: list[int], updates_done: int) -> int:

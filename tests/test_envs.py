@@ -189,3 +189,17 @@ def test_mountain_car_continuous_reward_sees_clipped_action():
     _, state = raw.reset(jax.random.PRNGKey(11), params)
     raw_reward = raw.step(jax.random.PRNGKey(12), state, jnp.array([100.0]), params)[2]
     assert float(raw_reward) < -100.0
+
+
+def test_env_first_built_inside_a_trace_holds_no_tracers():
+    """make_env is cached: building it first under jit must not cache traced arrays."""
+    import jax
+
+    from purejaxrl_ppo.envs import make_env as cached_make_env
+
+    cached_make_env.cache_clear()
+    jax.jit(lambda: cached_make_env("Acrobot-v1").reset(jax.random.PRNGKey(0))[0])()
+    env = cached_make_env("Acrobot-v1")
+    for leaf in jax.tree_util.tree_leaves(env.env.params):
+        assert not isinstance(leaf, jax.core.Tracer)
+    jax.jit(lambda k: env.reset(k)[0])(jax.random.PRNGKey(1))  # a second trace works

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 
 import gymnax
+import jax
 
 from purejaxrl_ppo.envs.base import ActionSpace, Env, StepResult
 from purejaxrl_ppo.envs.brax_env import PREFIX as BRAX_PREFIX
@@ -41,9 +42,15 @@ def check_env_name(name: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def make_env(name: str) -> Env:
-    """Build the environment ``name`` with episode statistics. Cached: envs are immutable."""
+    """Build the environment ``name`` with episode statistics. Cached: envs are immutable.
+
+    Built under ``jax.ensure_compile_time_eval`` so that the arrays an env holds
+    (gymnax default params, a Brax system) are concrete even when the first call
+    happens inside a ``jit`` trace; otherwise the cache would keep leaked tracers.
+    """
     check_env_name(name)
-    inner = make_brax_env(name) if is_brax_name(name) else GymnaxEnv.make(name)
+    with jax.ensure_compile_time_eval():
+        inner = make_brax_env(name) if is_brax_name(name) else GymnaxEnv.make(name)
     return EpisodeStatistics(inner)
 
 
