@@ -12,12 +12,21 @@ from purejaxrl_ppo._xla import apply_cpu_deadlock_workaround
 
 apply_cpu_deadlock_workaround()
 
-from purejaxrl_ppo.algos import PPO, TRPO, UpdateBatch, conjugate_gradient, make_fisher_vector_product, ppo_loss  # noqa: E402
+from purejaxrl_ppo.algos import (  # noqa: E402
+    PPO,
+    TRPO,
+    UpdateBatch,
+    adapt_kl_coef,
+    conjugate_gradient,
+    make_fisher_vector_product,
+    ppo_loss,
+)
 from purejaxrl_ppo.config import ConfigError, PPOConfig, TRPOConfig, config_from_dict  # noqa: E402
 from purejaxrl_ppo.envs import make_env, registered_env_names  # noqa: E402
 from purejaxrl_ppo.gae import gae  # noqa: E402
 from purejaxrl_ppo.networks import ActorCritic, make_network  # noqa: E402
 from purejaxrl_ppo.stats import final_returns, iqm, summarize  # noqa: E402
+from purejaxrl_ppo.sweep import SweepResult, sweep  # noqa: E402
 from purejaxrl_ppo.train import (  # noqa: E402
     TrainOutput,
     TrainState,
@@ -38,7 +47,9 @@ __all__ = [
     "TRPOConfig",
     "TrainOutput",
     "TrainState",
+    "SweepResult",
     "UpdateBatch",
+    "adapt_kl_coef",
     "config_from_dict",
     "conjugate_gradient",
     "final_returns",
@@ -53,5 +64,6 @@ __all__ = [
     "registered_env_names",
     "run_training",
     "summarize",
+    "sweep",
     "train_updates",
 ]
