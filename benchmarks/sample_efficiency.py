@@ -457,6 +457,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     info_path = args.out / "run_info.json"
     if args.analyse_only:
+        if not info_path.exists():
+            parser.error(f"{info_path} is missing: --analyse-only needs a completed run's run_info.json")
         run_info = json.loads(info_path.read_text())
     else:
         run_info = {"command": "PYTHONPATH=$PWD python " + " ".join(map(shlex.quote, [sys.argv[0]] + (argv or sys.argv[1:]))),
