@@ -135,14 +135,23 @@ def make_config(spec: EnvSpec, family: Family, budget: int) -> pjp.PPOConfig | p
     return cls(env_name=spec.name, total_timesteps=max(batch, budget // batch * batch), **values)
 
 
-def run_env(spec: EnvSpec, seeds: int, budget_scale: float, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Every variant on one environment: ``{"returns": {variant: [seeds, updates]}, "env_steps", "seconds"}``."""
+def run_env(
+    spec: EnvSpec,
+    seeds: int,
+    budget_scale: float,
+    log: Callable[[str], None] = print,
+    done: dict[str, pjp.SweepResult] | None = None,
+) -> dict[str, Any]:
+    """Every variant on one environment: ``{"returns": {variant: [seeds, updates]}, "env_steps", "seconds"}``.
+
+    ``done`` maps family keys to sweeps already run with the same settings (they are reused).
+    """
     budget = int(spec.budget * budget_scale)
     returns, seconds, env_steps = {}, {}, None
     for family in FAMILIES:
         config = make_config(spec, family, budget)
         grid = {family.field: list(family.values)} if family.field else {}
-        result = pjp.sweep(config, grid, num_seeds=seeds)
+        result = (done or {}).get(family.key) or pjp.sweep(config, grid, num_seeds=seeds)
         seconds[family.key] = result.seconds
         curves = result.metrics["episode_return"].reshape(-1, seeds, config.num_updates)
         for variant, curve in zip(family.variant_ids(), curves):
