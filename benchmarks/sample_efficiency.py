@@ -321,6 +321,32 @@ def _steps_cell(steps: list[float]) -> str:
     return f"{np.median(s) / 1000:.0f}k ({reached.sum()}/{s.size})"
 
 
+PAPER_CONCLUSION = (
+    "In the PPO paper's Table 1 (7 MuJoCo tasks, 1M steps, 3 seeds each, scores normalised so that the "
+    "random policy is 0 and the best result per task 1), clipping with ε = 0.2 had the best average "
+    "normalised score, the surrogate without clipping or penalty the worst (below the random policy), and "
+    "the adaptive and fixed KL penalties fell in between; TRPO was compared separately (Figure 3), where the "
+    "paper reports PPO-clip ahead of TRPO and its other baselines on almost all of those tasks."
+)
+
+
+def _paper_comparison(stats: dict[str, Any]) -> list[str]:
+    """Families ranked by their best variant's final-score IQM, next to the paper's conclusion."""
+    points, intervals = stats["aggregate_final"]["points"], stats["aggregate_final"]["intervals"]
+    rows = []
+    for family in FAMILIES:
+        members = [v for v in family.variant_ids() if v in points]
+        if members:
+            top = max(members, key=lambda v: points[v]["iqm"])
+            rows.append((points[top]["iqm"], family.key, top))
+    lines = ["## Comparison with the PPO paper", "", PAPER_CONCLUSION, "",
+             "Here, each family's best variant by final-score IQM (95% CI), best first:", ""]
+    for _, key, top in sorted(rows, reverse=True):
+        lines.append(f"1. {key}: {top}, {_ci(points, intervals, top)}")
+    lines.append("")
+    return lines
+
+
 def write_report(stats: dict[str, Any], run_info: dict[str, Any], curves: dict[str, Any], out: Path) -> Path:
     """``sample_efficiency.md``: setup, tables, figures, command, versions, machine, wall time."""
     envs, variants = stats["envs"], stats["variants"]
@@ -379,6 +405,7 @@ def write_report(stats: dict[str, Any], run_info: dict[str, Any], curves: dict[s
     best = max(variants, key=lambda v: fa["points"][v]["iqm"])
     best_auc = max(variants, key=lambda v: aa["points"][v]["iqm"])
     lines += ["", f"Highest final-score IQM: **{best}**; highest AUC IQM: **{best_auc}**.", ""]
+    lines += _paper_comparison(stats)
     if stats["probability_of_improvement"]:
         lines += ["## Probability of improvement", "",
                   "P(X > Y): probability that a run of X scores higher than a run of Y on a randomly chosen "
