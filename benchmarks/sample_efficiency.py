@@ -358,7 +358,7 @@ def write_report(stats: dict[str, Any], run_info: dict[str, Any], curves: dict[s
         f"{seeds} seeds per variant.**",
         "",
         f"- Command: `{run_info['command']}`",
-        f"- Wall time: training (all variants, compiles included) {run_info['train_seconds']:.0f} s; "
+        f"- Wall time: training (sum over the sweeps, compiles included) {run_info['train_seconds']:.0f} s; "
         f"with statistics and figures {run_info.get('total_seconds', float('nan')):.0f} s",
         f"- Machine: {run_info['machine']}",
         f"- Versions: {run_info['versions']}",
@@ -482,6 +482,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--analyse-only", action="store_true", help="reuse saved curves_*.npz and run_info.json")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip training an env whose curves_<env>.npz and seconds_<env>.json are in --out")
     args = parser.parse_args(argv)
     unknown = [e for e in args.envs if e not in ENV_SPECS]
     if unknown:
@@ -501,13 +503,18 @@ def main(argv: list[str] | None = None) -> None:
                     "seconds": {}, "machine": "", "versions": _versions()}
         for env in args.envs:
             spec = ENV_SPECS[env]
-            data = run_env(spec, args.seeds, args.budget_scale)
-            save_env(args.out, env, data, random_score(spec), spec.reference_score)
-            run_info["seconds"][env] = data["seconds"]
+            seconds_path = args.out / f"seconds_{env.replace('/', '_')}.json"
+            if args.resume and seconds_path.exists():
+                print(f"  {env}: reusing saved curves (--resume)")
+            else:
+                data = run_env(spec, args.seeds, args.budget_scale)
+                save_env(args.out, env, data, random_score(spec), spec.reference_score)
+                seconds_path.write_text(json.dumps(data["seconds"]) + "\n")
+            run_info["seconds"][env] = json.loads(seconds_path.read_text())
         m = machine_description()
         run_info["machine"] = (f"{m['processor']}, {m['cpu_count']} CPUs ({platform.system()}), jax backend "
                                f"{m['jax_backend']} [{m['devices']}], {m['date']}")
-        run_info["train_seconds"] = time.perf_counter() - start
+        run_info["train_seconds"] = sum(sum(d.values()) for d in run_info["seconds"].values())
         run_info["budget_note"] = (f"{args.budget_scale:g} × each env's full budget ("
                                    + ", ".join(f"{e}: {int(ENV_SPECS[e].budget * args.budget_scale):,}" for e in args.envs)
                                    + " env steps per seed)")

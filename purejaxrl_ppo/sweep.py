@@ -34,6 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from purejaxrl_ppo.config import BaseConfig, ConfigError
+from purejaxrl_ppo.envs import make_env
 from purejaxrl_ppo.train import run_training
 
 
@@ -133,6 +134,9 @@ def sweep(
     _check_sweepable(config, grid)
     if not isinstance(num_seeds, int) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")
+    # Build (and cache) the environment outside the trace: make_env is memoised, and an env built
+    # during tracing would cache its tracer-valued parameters for later calls.
+    make_env(config.env_name)
     names = tuple(grid)
     combos = list(itertools.product(*(grid[n] for n in names)))
     configs = [config.replace(**dict(zip(names, combo))) for combo in combos]  # validates each value

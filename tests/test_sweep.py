@@ -70,3 +70,12 @@ def test_sel_rejects_unknown_axis_and_value():
         result.sel(ent_coef=0.0)
     with pytest.raises(KeyError, match="not in the swept values"):
         result.sel(clip_eps=0.25)
+
+
+def test_env_first_built_by_a_sweep_is_reusable():
+    # make_env is memoised: an env first built inside the traced sweep would cache tracer-valued
+    # parameters (Acrobot's default params are jnp arrays) and break the next sweep.
+    pjp.make_env.cache_clear()
+    config = PPO.replace(env_name="Acrobot-v1")
+    for _ in range(2):
+        assert pjp.sweep(config, {"clip_eps": [0.1, 0.2]}, num_seeds=1).metrics["entropy"].shape == (2, 1, 5)
