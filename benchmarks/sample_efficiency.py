@@ -359,7 +359,8 @@ def write_report(stats: dict[str, Any], run_info: dict[str, Any], curves: dict[s
         "",
         f"- Command: `{run_info['command']}`",
         f"- Wall time: training (sum over the sweeps, compiles included) {run_info['train_seconds']:.0f} s; "
-        f"with statistics and figures {run_info.get('total_seconds', float('nan')):.0f} s",
+        f"the generating command end to end (with --resume: statistics and figures only) "
+        f"{run_info.get('total_seconds', float('nan')):.0f} s",
         f"- Machine: {run_info['machine']}",
         f"- Versions: {run_info['versions']}",
         "",
