@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_FLAGS ?=
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo study test test-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ demo: install
 	$(BIN)/python -m purejaxrl_ppo train --algo ppo --env CartPole-v1 --num-seeds 32 --out runs/demo-ppo --overwrite
 	$(BIN)/python -m purejaxrl_ppo train --algo trpo --env CartPole-v1 --num-seeds 32 --out runs/demo-trpo --overwrite
 	$(BIN)/python -m purejaxrl_ppo compare runs/demo-ppo runs/demo-trpo --plot runs/demo-comparison.png
+
+# TRPO vs PPO (PPO paper Table 1 variants + TRPO): curves, statistics, figures and
+# benchmarks/results/sample_efficiency.md. STUDY_ARGS picks envs, seeds and budget.
+STUDY_ARGS ?= --envs CartPole-v1 Acrobot-v1 Pendulum-v1 --seeds 8 --budget-scale 0.2
+study: install
+	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/sample_efficiency.py $(STUDY_ARGS) --out benchmarks/results/
 
 # Every test, the slow learning tests and the quickstart notebook included.
 test: install

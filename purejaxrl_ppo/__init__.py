@@ -18,7 +18,15 @@ from purejaxrl_ppo._prng import use_unrolled_threefry_on_cpu  # noqa: E402
 
 use_unrolled_threefry_on_cpu()
 
-from purejaxrl_ppo.algos import PPO, TRPO, UpdateBatch, conjugate_gradient, make_fisher_vector_product, ppo_loss  # noqa: E402
+from purejaxrl_ppo.algos import (  # noqa: E402
+    PPO,
+    TRPO,
+    UpdateBatch,
+    adapt_kl_coef,
+    conjugate_gradient,
+    make_fisher_vector_product,
+    ppo_loss,
+)
 from purejaxrl_ppo.config import ConfigError, PPOConfig, TRPOConfig, config_from_dict  # noqa: E402
 from purejaxrl_ppo.config_files import RunOptions, load_run_file, write_run_file  # noqa: E402
 from purejaxrl_ppo.envs import make_env, registered_env_names  # noqa: E402
@@ -29,6 +37,7 @@ from purejaxrl_ppo.networks import ActorCritic, TanhGaussian, make_network  # no
 from purejaxrl_ppo.normalization import RunningMeanStd, normalize, update_stats  # noqa: E402
 from purejaxrl_ppo.presets import brax_preset  # noqa: E402
 from purejaxrl_ppo.stats import final_returns, iqm, summarize  # noqa: E402
+from purejaxrl_ppo.sweep import SweepResult, sweep  # noqa: E402
 from purejaxrl_ppo.train import (  # noqa: E402
     TrainOutput,
     TrainState,
@@ -41,19 +50,21 @@ from purejaxrl_ppo.train import (  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
-    "PPO",
-    "TRPO",
     "ActorCritic",
     "ConfigError",
+    "PPO",
     "PPOConfig",
     "RunOptions",
     "RunningMeanStd",
-    "TanhGaussian",
+    "SweepResult",
+    "TRPO",
     "TRPOConfig",
+    "TanhGaussian",
     "TrainOutput",
     "TrainState",
     "TrainingDiverged",
     "UpdateBatch",
+    "adapt_kl_coef",
     "brax_preset",
     "config_from_dict",
     "conjugate_gradient",
@@ -62,8 +73,8 @@ __all__ = [
     "gae",
     "init_train_state",
     "iqm",
-    "load_run_file",
     "load_policy",
+    "load_run_file",
     "make_env",
     "make_fisher_vector_product",
     "make_network",
@@ -74,9 +85,10 @@ __all__ = [
     "run_training",
     "save_policy",
     "summarize",
+    "sweep",
     "train_durable",
     "train_seeds_chunked",
     "train_updates",
-    "write_run_file",
     "update_stats",
+    "write_run_file",
 ]

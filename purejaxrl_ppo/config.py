@@ -23,6 +23,8 @@ import jax
 
 ACTIVATIONS = ("tanh", "relu", "gelu", "elu", "swish")
 ACTION_SQUASHES = ("clip", "tanh")
+#: PPO policy objectives (Schulman et al. 2017, Section 3-4 and Table 1).
+POLICY_OBJECTIVES = ("clip", "kl_adaptive", "kl_fixed", "unclipped")
 
 
 class ConfigError(ValueError):
@@ -202,6 +204,12 @@ class PPOConfig(BaseConfig):
     Defaults are PureJaxRL's CartPole-v1 values: 4 envs × 128 steps, 4 epochs ×
     4 minibatches, learning rate 2.5e-4 linearly annealed to 0, γ 0.99, λ 0.95,
     ε 0.2, entropy 0.01, value 0.5, global gradient norm 0.5.
+
+    ``policy_objective`` selects the surrogate of the paper's Table 1: ``"clip"``
+    (eq. 7, the default), ``"kl_fixed"`` (eq. 8 with constant β = ``kl_coef``),
+    ``"kl_adaptive"`` (eq. 8 with β starting at ``kl_coef`` and adapted towards
+    ``kl_target`` after every update, Section 4) or ``"unclipped"`` (the plain
+    importance-weighted surrogate E[r A], eq. 6).
     """
 
     update_epochs: int = _help("passes over the rollout per update", 4)
@@ -211,12 +219,17 @@ class PPOConfig(BaseConfig):
     clip_eps: float = _help("PPO clipping ε for the probability ratio", 0.2)
     clip_value_loss: bool = _help("clip the value update to ±clip_eps around the old value", True)
     max_grad_norm: float = _help("global gradient-norm clip", 0.5)
+    policy_objective: str = _help(f"policy surrogate, one of {POLICY_OBJECTIVES}", "clip")
+    kl_coef: float = _help("KL-penalty coefficient β (kl_fixed: constant; kl_adaptive: initial value)", 1.0)
+    kl_target: float = _help("kl_adaptive's target KL d_targ: β halves below d_targ/1.5, doubles above 1.5·d_targ", 0.01)
 
     algo_name: ClassVar[str] = "ppo"
     HYPERPARAMETERS: ClassVar[tuple[str, ...]] = BaseConfig.HYPERPARAMETERS + (
         "learning_rate",
         "clip_eps",
         "max_grad_norm",
+        "kl_coef",
+        "kl_target",
     )
 
     @property
@@ -232,6 +245,10 @@ class PPOConfig(BaseConfig):
         self._check_range("learning_rate", 0.0, math.inf, low_open=True, high_open=True)
         self._check_range("clip_eps", 0.0, 1.0, low_open=True, high_open=True)
         self._check_range("max_grad_norm", 0.0, math.inf, low_open=True, high_open=True)
+        if self.policy_objective not in POLICY_OBJECTIVES:
+            raise ConfigError(f"policy_objective must be one of {POLICY_OBJECTIVES}, got {self.policy_objective!r}")
+        self._check_range("kl_coef", 0.0, math.inf, low_open=False, high_open=True)
+        self._check_range("kl_target", 0.0, math.inf, low_open=True, high_open=True)
 
 
 @dataclasses.dataclass(frozen=True)

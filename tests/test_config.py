@@ -211,7 +211,8 @@ def test_config_from_dict_unknown_key_and_algo():
 
 
 # ----------------------------------------------------------------------------- pytree protocol
-PPO_HYPERPARAMETERS = {"gamma", "gae_lambda", "ent_coef", "vf_coef", "learning_rate", "clip_eps", "max_grad_norm"}
+PPO_HYPERPARAMETERS = {"gamma", "gae_lambda", "ent_coef", "vf_coef", "learning_rate", "clip_eps", "max_grad_norm",
+                       "kl_coef", "kl_target"}
 TRPO_HYPERPARAMETERS = {"gamma", "gae_lambda", "ent_coef", "vf_coef", "max_kl", "cg_damping", "backtrack_coef", "critic_learning_rate"}
 
 
@@ -221,7 +222,7 @@ def test_pytree_leaves_are_exactly_the_hyperparameters():
     assert set(PPOConfig.HYPERPARAMETERS) == PPO_HYPERPARAMETERS
     leaves = jax.tree_util.tree_leaves(cfg)
     assert leaves == [getattr(cfg, name) for name in PPOConfig.HYPERPARAMETERS]
-    assert sorted(leaves) == sorted([0.91, 0.92, 0.03, 0.4, 1e-3, 0.15, 0.7])
+    assert sorted(leaves) == sorted([0.91, 0.92, 0.03, 0.4, 1e-3, 0.15, 0.7, 1.0, 0.01])  # + kl_coef, kl_target defaults
 
     trpo = TRPOConfig(**SMALL, gamma=0.91, gae_lambda=0.92, ent_coef=0.03, vf_coef=0.4, max_kl=0.02,
                       cg_damping=0.05, backtrack_coef=0.6, critic_learning_rate=3e-3)

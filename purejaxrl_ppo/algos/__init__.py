@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import jax
 
 from purejaxrl_ppo.algos.common import UpdateBatch, minibatch_epochs
-from purejaxrl_ppo.algos.ppo import PPO, PPOState, ppo_loss
+from purejaxrl_ppo.algos.ppo import PPO, PPOState, adapt_kl_coef, ppo_loss
 from purejaxrl_ppo.algos.trpo import TRPO, TRPOState, conjugate_gradient, make_fisher_vector_product
 from purejaxrl_ppo.config import BaseConfig, PPOConfig, TRPOConfig
 from purejaxrl_ppo.networks import ActorCritic
@@ -47,6 +47,7 @@ __all__ = [
     "PPOState",
     "TRPO",
     "TRPOState",
+    "adapt_kl_coef",
     "UpdateBatch",
     "conjugate_gradient",
     "make_algorithm",
