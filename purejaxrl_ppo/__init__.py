@@ -17,6 +17,7 @@ from purejaxrl_ppo.config import ConfigError, PPOConfig, TRPOConfig, config_from
 from purejaxrl_ppo.envs import make_env, registered_env_names  # noqa: E402
 from purejaxrl_ppo.gae import gae  # noqa: E402
 from purejaxrl_ppo.networks import ActorCritic, make_network  # noqa: E402
+from purejaxrl_ppo.sharding import seed_mesh, shard_seed_axis, train_seeds  # noqa: E402
 from purejaxrl_ppo.stats import final_returns, iqm, summarize  # noqa: E402
 from purejaxrl_ppo.train import (  # noqa: E402
     TrainOutput,
@@ -52,6 +53,9 @@ __all__ = [
     "ppo_loss",
     "registered_env_names",
     "run_training",
+    "seed_mesh",
+    "shard_seed_axis",
     "summarize",
+    "train_seeds",
     "train_updates",
 ]
