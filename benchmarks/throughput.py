@@ -329,6 +329,42 @@ def markdown_table(results: dict) -> str:
     return "\n".join(rows)
 
 
+def _median_sps(points: list[dict], **match) -> float | None:
+    import numpy as np
+
+    values = [p["env_steps_per_second"] for p in points
+              if "env_steps_per_second" in p and all(p.get(k) == v for k, v in match.items())]
+    return float(np.median(values)) if values else None
+
+
+def targets(results: dict) -> dict:
+    """Issue 3's targets, from the measured points (None where a point is missing)."""
+    ours, peers = results["ours"], results["peers"]
+    out: dict = {}
+    for seeds in (16, 64):
+        a, b = _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds), _median_sps(peers, peer="rejax PPO", num_seeds=seeds)
+        out[f"ppo_over_rejax_{seeds}_seeds (target >= 1.2)"] = a / b if a and b else None
+    for point in peers:
+        if point.get("peer") == "rejax PPO" and "final_return_median" in point:
+            mine = [p["final_return_median"] for p in ours if p.get("ab_pair") == point.get("ab_pair")
+                    and p.get("num_seeds") == point["num_seeds"] and "final_return_median" in p]
+            if mine:
+                out[f"final_return_ours_vs_rejax_{point['num_seeds']}_seeds (target within 2%)"] = [mine[0], point["final_return_median"]]
+    for seeds in sorted({p["num_seeds"] for p in ours}):
+        a, b = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=seeds), _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds)
+        if a and b:
+            out[f"trpo_over_ppo_{seeds}_seeds (target >= 0.8)"] = a / b
+    a, b = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=64), _median_sps(peers, peer="sb3-contrib TRPO")
+    out["trpo_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = a / b if a and b else None
+    compile_s = [p["compile_seconds"] for p in ours if p.get("algo") == "ppo" and "compile_seconds" in p]
+    out["ppo_compile_seconds_max (target <= 5)"] = max(compile_s) if compile_s else None
+    peak = results["matmul_peak_flops_per_second"]["1024^3"]
+    out["utilisation_vs_1024^3_peak"] = {
+        f"{p['algo']} envs={p['num_envs']} seeds={p['num_seeds']}": p["achieved_flops_per_second"] / peak
+        for p in ours if "achieved_flops_per_second" in p and "ab_pair" not in p}
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["ppo", "trpo"], choices=["ppo", "trpo"])
@@ -402,6 +438,8 @@ def main(argv: list[str] | None = None) -> None:
                 results["peers"].append(b)
                 print(json.dumps(a), "\n", json.dumps(b), flush=True)
 
+    results["targets"] = targets(results)
+    print(json.dumps(results["targets"], indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results, args.out / "throughput.png")
