@@ -365,6 +365,12 @@ def targets(results: dict) -> dict:
     return out
 
 
+def save_partial(results: dict, out: Path) -> None:
+    """Write what has been measured so far (a long sweep that is interrupted keeps its points)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "throughput.partial.json").write_text(json.dumps(results, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["ppo", "trpo"], choices=["ppo", "trpo"])
@@ -408,6 +414,7 @@ def main(argv: list[str] | None = None) -> None:
                 point.update(algo=algo, num_envs=num_envs, num_seeds=seeds)
                 results["ours"].append(point)
                 print(json.dumps(point), flush=True)
+                save_partial(results, args.out)
 
     wanted = {"rejax": "rejax", "sb3-ppo": "sb3", "sb3-trpo": "sb3"}
     for peer in args.peers:
@@ -428,6 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                     results["ours"].append(a)
                     results["peers"].append(b)
                     print(json.dumps(a), "\n", json.dumps(b), flush=True)
+                    save_partial(results, args.out)
             else:
                 algo = peer.split("-")[1]
                 a = ours(algo, 4, 64, args.total_timesteps)
@@ -437,6 +445,7 @@ def main(argv: list[str] | None = None) -> None:
                 results["ours"].append(a)
                 results["peers"].append(b)
                 print(json.dumps(a), "\n", json.dumps(b), flush=True)
+                save_partial(results, args.out)
 
     results["targets"] = targets(results)
     print(json.dumps(results["targets"], indent=2))
@@ -445,6 +454,7 @@ def main(argv: list[str] | None = None) -> None:
     plot(results, args.out / "throughput.png")
     table = markdown_table(results)
     (args.out / "throughput.md").write_text(table + "\n")
+    (args.out / "throughput.partial.json").unlink(missing_ok=True)
     print("\n" + table)
     print(f"\nwrote {args.out / 'throughput.json'}, {args.out / 'throughput.png'}, {args.out / 'throughput.md'}")
 
