@@ -32,10 +32,11 @@ from purejaxrl_ppo.config_files import RunOptions, load_run_file, write_run_file
 from purejaxrl_ppo.envs import make_env, registered_env_names  # noqa: E402
 from purejaxrl_ppo.evaluation import evaluate, load_policy, save_policy  # noqa: E402
 from purejaxrl_ppo.gae import gae  # noqa: E402
-from purejaxrl_ppo.runner import TrainingDiverged, train_durable, train_seeds_chunked  # noqa: E402
 from purejaxrl_ppo.networks import ActorCritic, TanhGaussian, make_network  # noqa: E402
 from purejaxrl_ppo.normalization import RunningMeanStd, normalize, update_stats  # noqa: E402
 from purejaxrl_ppo.presets import brax_preset  # noqa: E402
+from purejaxrl_ppo.runner import TrainingDiverged, train_durable, train_seeds_chunked  # noqa: E402
+from purejaxrl_ppo.sharding import seed_mesh, shard_seed_axis, train_seeds  # noqa: E402
 from purejaxrl_ppo.stats import final_returns, iqm, summarize  # noqa: E402
 from purejaxrl_ppo.sweep import SweepResult, sweep  # noqa: E402
 from purejaxrl_ppo.train import (  # noqa: E402
@@ -84,9 +85,12 @@ __all__ = [
     "registered_env_names",
     "run_training",
     "save_policy",
+    "seed_mesh",
+    "shard_seed_axis",
     "summarize",
     "sweep",
     "train_durable",
+    "train_seeds",
     "train_seeds_chunked",
     "train_updates",
     "update_stats",

@@ -1,0 +1,104 @@
+"""train_seeds on 4 forced CPU devices equals the unsharded vmap.
+
+Integer and boolean leaves (step counters, keys, episode counts) and the episode
+statistics must match exactly; float leaves to float32 rounding. Exact equality
+of the floats does not hold on XLA:CPU: the same seed gives last-bit different
+parameters (about 1e-9) when the number of seeds per program or the device
+count changes, even without sharding.
+
+The device-count flag must be in XLA_FLAGS before jax starts its CPU backend,
+so each check runs in a fresh subprocess (which also appends the package's own
+XLA:CPU workaround flag on import; both flags must survive).
+"""
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import pytest
+
+import purejaxrl_ppo as pjp
+from purejaxrl_ppo import sharding
+
+ROOT = Path(__file__).resolve().parents[1]
+
+CHECK = textwrap.dedent(
+    """
+    import os, sys
+    import purejaxrl_ppo as pjp
+    import jax, numpy as np
+    from purejaxrl_ppo._xla import CPU_DEADLOCK_FLAG
+
+    assert "--xla_force_host_platform_device_count=4" in os.environ["XLA_FLAGS"]
+    assert CPU_DEADLOCK_FLAG in os.environ["XLA_FLAGS"]
+    assert jax.device_count() == 4, jax.devices()
+    algo, num_seeds, per_batch = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    per_batch = None if per_batch == "none" else int(per_batch)
+    tiny = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6, hidden_sizes=(8,))
+    if algo == "ppo":
+        config = pjp.PPOConfig(**tiny, num_minibatches=2, update_epochs=2)
+    else:
+        config = pjp.TRPOConfig(**tiny, critic_minibatches=2, critic_epochs=2, fisher_subsample=2)
+    key = jax.random.PRNGKey(5)
+    reference = jax.jit(jax.vmap(pjp.make_train(config)))(jax.random.split(key, num_seeds))
+    out = pjp.train_seeds(config, num_seeds, key, seeds_per_batch=per_batch)
+    assert out.metrics["episode_return"].shape == (num_seeds, config.num_updates)
+    leaves = jax.tree_util.tree_flatten_with_path(reference)[0]
+    assert len(leaves) == len(jax.tree_util.tree_leaves(out))
+    for (path, want), got in zip(leaves, jax.tree_util.tree_leaves(out)):
+        name = jax.tree_util.keystr(path)
+        got, want = np.asarray(got), np.asarray(want)
+        exact = not np.issubdtype(want.dtype, np.floating) or "episode_" in name
+        if exact:
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=name)
+    print("OK", num_seeds, per_batch)
+    """
+)
+
+
+def run_four_devices(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    return subprocess.run([sys.executable, "-c", CHECK, *args], env=env, capture_output=True, text=True, timeout=480)
+
+
+@pytest.mark.parametrize(
+    "algo,num_seeds,per_batch",
+    [
+        ("ppo", 8, "none"),   # even: 2 seeds per device
+        ("ppo", 6, "none"),   # uneven: padded to 8, padding dropped
+        ("ppo", 16, "2"),     # chunked: 4 seeds per device in 2 sequential batches of 2
+        ("ppo", 10, "2"),     # chunked with a remainder: 3 seeds per device = 2 + 1
+        ("trpo", 5, "none"),  # the other algorithm, uneven
+    ],
+)
+def test_sharded_equals_unsharded(algo, num_seeds, per_batch):
+    result = run_four_devices(algo, str(num_seeds), per_batch)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"OK {num_seeds}" in result.stdout
+
+
+def test_pad_and_unpad_seed_axis():
+    tree = {"a": jax.numpy.arange(5), "b": jax.numpy.ones((5, 2))}
+    padded = sharding.pad_seed_axis(tree, 4)
+    assert padded["a"].shape == (8,) and padded["b"].shape == (8, 2)
+    assert padded["a"].tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    back = sharding.unpad_seed_axis(padded, 5)
+    assert back["a"].tolist() == [0, 1, 2, 3, 4]
+
+
+def test_shard_seed_axis_rejects_unpadded_batches():
+    mesh = sharding.seed_mesh([jax.devices()[0]] * 1)
+    sharding.shard_seed_axis(jax.numpy.zeros((3, 2)), mesh)  # 1 device: any length works
+    with pytest.raises(ValueError, match="num_seeds"):
+        pjp.train_seeds(pjp.PPOConfig(env_name="CartPole-v1"), 0, jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="seeds_per_batch"):
+        sharding.map_seeds(lambda k: k, mesh, seeds_per_batch=0)
+    with pytest.raises(ValueError, match="devices"):
+        sharding.seed_mesh([])
