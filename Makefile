@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_FLAGS ?=
 
-.PHONY: install demo study test test-fast clean
+.PHONY: install demo study test test-all test-fast clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,8 +27,13 @@ STUDY_ARGS ?= --envs CartPole-v1 Acrobot-v1 Pendulum-v1 --seeds 8 --budget-scale
 study: install
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/sample_efficiency.py $(STUDY_ARGS) --out benchmarks/results/
 
-# Every test, the slow learning tests and the quickstart notebook included.
+# The CI run: unit tests, the CartPole/Pendulum learning tests and the notebooks
+# (tests marked `heavy` -- Brax learning, the full multi-device matrix -- are left to test-all).
 test: install
+	$(BIN)/python -m pytest -q --nbmake -m "not heavy" tests notebooks $(PYTEST_FLAGS)
+
+# Everything, heavy tests included (tens of minutes on a 2-core CPU).
+test-all: install
 	$(BIN)/python -m pytest -q --nbmake tests notebooks $(PYTEST_FLAGS)
 
 # Unit tests only (no learning tests, no notebook).

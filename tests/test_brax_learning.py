@@ -13,7 +13,7 @@ import pytest
 import purejaxrl_ppo as pjp
 from purejaxrl_ppo.presets import brax_preset
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.slow, pytest.mark.heavy, pytest.mark.timeout(900)]
 
 ENV = "brax/inverted_pendulum"
 

@@ -18,7 +18,7 @@ def run_cli(*args, timeout=300):
                           timeout=timeout, env=env)
 
 
-@pytest.mark.parametrize("algo", ["ppo", "trpo"])
+@pytest.mark.parametrize("algo", ["ppo", pytest.param("trpo", marks=pytest.mark.heavy)])
 def test_train_writes_metrics_summary_and_plot(tmp_path: Path, algo: str):
     out = tmp_path / "run"
     extra = ["--num-minibatches", "2"] if algo == "ppo" else ["--critic-minibatches", "2"]

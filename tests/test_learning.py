@@ -40,6 +40,7 @@ def test_solves_cartpole(config_cls):
     ],
     ids=["ppo", "trpo"],
 )
+@pytest.mark.heavy  # ~1 min each on 2 cores; CI keeps the CartPole ones (make test-all runs these)
 def test_improves_on_pendulum(config):
     returns = train_seeds(config)
     start = np.nanmean(returns[:, :10])  # random policy: about -1200

@@ -80,6 +80,8 @@ def test_chunked_run_is_bit_identical_to_single_scan(compiled):
     assert_trees_equal(whole.state, state)
 
 
+# tests/test_sweep.py checks the same property through the public sweep() API in CI.
+@pytest.mark.heavy
 @pytest.mark.parametrize(
     "algo,field,values,extra",
     [("ppo", "clip_eps", (0.05, 0.3), {"learning_rate": 0.05}), ("trpo", "max_kl", (0.005, 0.05), {})],
