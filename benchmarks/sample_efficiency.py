@@ -228,6 +228,14 @@ def _plt():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Lay out, write and close ``fig``; returns ``path``."""
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_learning_curves(stats: dict[str, Any], curves: dict[str, Any], path: Path, variants=None) -> Path:
     """Per env: IQM of the normalised (forward-filled) learning curves with 95% bootstrap CI bands."""
     plt = _plt()
@@ -248,10 +256,7 @@ def plot_learning_curves(stats: dict[str, Any], curves: dict[str, Any], path: Pa
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("normalised return (IQM, 95% CI)")
     axes[0][-1].legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_aggregate(stats: dict[str, Any], path: Path) -> Path:
@@ -269,10 +274,7 @@ def plot_aggregate(stats: dict[str, Any], path: Path) -> Path:
         ax.set_title(f"{metric.upper()} of final normalised score")
         ax.grid(alpha=0.3, axis="x")
     axes[0].set_yticks(range(len(variants)), variants, fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_profile(stats: dict[str, Any], path: Path) -> Path:
@@ -290,10 +292,7 @@ def plot_profile(stats: dict[str, Any], path: Path) -> Path:
     ax.set_ylabel("fraction of runs with score > τ")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 # ----------------------------------------------------------------------------- the report
