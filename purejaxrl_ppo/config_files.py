@@ -22,13 +22,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError, config_from_dict
+from purejaxrl_ppo.config import CONFIGS, BaseConfig, ConfigError, _help, config_from_dict
 
 SUFFIXES = (".yaml", ".yml", ".toml")
-
-
-def _opt(text: str, default: Any) -> Any:
-    return dataclasses.field(default=default, metadata={"help": text})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,16 +35,16 @@ class RunOptions:
     between compiled chunks: any plan gives bit-identical results.
     """
 
-    num_seeds: int = _opt("independent seeds, vmapped in one program", 8)
-    seed: int = _opt("master seed; seed i uses split(PRNGKey(seed))[i]", 0)
-    progress_chunks: int = _opt("about how many compiled chunks (progress, log and checkpoint points)", 20)
-    chunk_updates: int = _opt("updates per compiled chunk; 0 = use progress_chunks", 0)
-    checkpoint_every: int = _opt("save a checkpoint every this many chunks (and after the last)", 1)
-    keep_checkpoints: int = _opt("keep the newest this many checkpoints", 3)
-    tensorboard: bool = _opt("also write TensorBoard event files (needs tensorboardX)", False)
-    wandb: bool = _opt("also log to Weights & Biases (needs wandb; WANDB_MODE=offline works without network)", False)
-    wandb_project: str = _opt("Weights & Biases project", "purejaxrl_ppo")
-    log_seeds: int = _opt("per-seed curves for at most this many seeds in TensorBoard/W&B (CSV/JSONL hold all)", 16)
+    num_seeds: int = _help("independent seeds, vmapped in one program", 8)
+    seed: int = _help("master seed; seed i uses split(PRNGKey(seed))[i]", 0)
+    progress_chunks: int = _help("about how many compiled chunks (progress, log and checkpoint points)", 20)
+    chunk_updates: int = _help("updates per compiled chunk; 0 = use progress_chunks", 0)
+    checkpoint_every: int = _help("save a checkpoint every this many chunks (and after the last)", 1)
+    keep_checkpoints: int = _help("keep the newest this many checkpoints", 3)
+    tensorboard: bool = _help("also write TensorBoard event files (needs tensorboardX)", False)
+    wandb: bool = _help("also log to Weights & Biases (needs wandb; WANDB_MODE=offline works without network)", False)
+    wandb_project: str = _help("Weights & Biases project", "purejaxrl_ppo")
+    log_seeds: int = _help("per-seed curves for at most this many seeds in TensorBoard/W&B (CSV/JSONL hold all)", 16)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
