@@ -14,7 +14,8 @@ three figures and ``<out>/sample_efficiency.md`` are generated from them.
         --seeds 32 --budget-scale 1.0 --out benchmarks/results/
 
 ``--budget-scale`` multiplies each environment's full env-step budget
-(``ENV_SPECS``); ``--analyse-only`` recomputes statistics, figures and the
+(``ENV_SPECS``), ``--budget ENV=STEPS`` sets one environment's budget
+outright (the report states the steps each env actually ran); ``--analyse-only`` recomputes statistics, figures and the
 report from the saved curves.
 """
 
@@ -141,12 +142,14 @@ def run_env(
     budget_scale: float,
     log: Callable[[str], None] = print,
     done: dict[str, pjp.SweepResult] | None = None,
+    budget: int | None = None,
 ) -> dict[str, Any]:
     """Every variant on one environment: ``{"returns": {variant: [seeds, updates]}, "env_steps", "seconds"}``.
 
-    ``done`` maps family keys to sweeps already run with the same settings (they are reused).
+    ``done`` maps family keys to sweeps already run with the same settings (they are reused);
+    ``budget`` (env steps per seed) replaces ``spec.budget * budget_scale`` when given.
     """
-    budget = int(spec.budget * budget_scale)
+    budget = int(spec.budget * budget_scale) if budget is None else budget
     returns, seconds, env_steps = {}, {}, None
     for family in FAMILIES:
         config = make_config(spec, family, budget)
@@ -473,12 +476,34 @@ def generate_outputs(curves: dict[str, Any], run_info: dict[str, Any], out: Path
     return stats
 
 
+def parse_budgets(items: list[str], envs: list[str], error: Callable[[str], None]) -> dict[str, int]:
+    """``["Pendulum-v1=200000", ...]`` -> ``{"Pendulum-v1": 200000}``; bad items go to ``error``."""
+    budgets = {}
+    for item in items:
+        env, _, steps = item.rpartition("=")
+        if env not in envs or not steps.isdigit() or int(steps) <= 0:
+            error(f"--budget {item!r}: expected ENV=STEPS with ENV one of --envs {envs} and STEPS a positive integer")
+        budgets[env] = int(steps)
+    return budgets
+
+
+def check_resumable(out: Path, env: str, seeds: int, error: Callable[[str], None]) -> None:
+    """Refuse to reuse saved curves of ``env`` that were run with a different seed count."""
+    saved = load_env(out / f"curves_{env.replace('/', '_')}.npz")["returns"]
+    counts = {r.shape[0] for r in saved.values()}
+    if counts != {seeds}:
+        error(f"--resume: {out}/curves_{env.replace('/', '_')}.npz has {sorted(counts)} seeds per variant, "
+              f"not --seeds {seeds}; use another --out or the same --seeds")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--envs", nargs="+", default=["CartPole-v1", "Acrobot-v1", "Pendulum-v1", "Breakout-MinAtar"],
                         help=f"environments, from {sorted(ENV_SPECS)}")
     parser.add_argument("--seeds", type=int, default=32, help="seeds per variant")
     parser.add_argument("--budget-scale", type=float, default=1.0, help="multiplies each env's full step budget")
+    parser.add_argument("--budget", action="append", default=[], metavar="ENV=STEPS",
+                        help="env steps per seed for one env, instead of --budget-scale (repeatable)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--analyse-only", action="store_true", help="reuse saved curves_*.npz and run_info.json")
@@ -491,6 +516,7 @@ def main(argv: list[str] | None = None) -> None:
     missing = [e for e in args.envs if e not in pjp.registered_env_names()]
     if missing:
         parser.error(f"environment(s) {missing} are not available in this install (make_env does not know them)")
+    budgets = parse_budgets(args.budget, args.envs, parser.error)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     info_path = args.out / "run_info.json"
@@ -505,9 +531,10 @@ def main(argv: list[str] | None = None) -> None:
             spec = ENV_SPECS[env]
             seconds_path = args.out / f"seconds_{env.replace('/', '_')}.json"
             if args.resume and seconds_path.exists():
+                check_resumable(args.out, env, args.seeds, parser.error)
                 print(f"  {env}: reusing saved curves (--resume)")
             else:
-                data = run_env(spec, args.seeds, args.budget_scale)
+                data = run_env(spec, args.seeds, args.budget_scale, budget=budgets.get(env))
                 save_env(args.out, env, data, random_score(spec), spec.reference_score)
                 seconds_path.write_text(json.dumps(data["seconds"]) + "\n")
             run_info["seconds"][env] = json.loads(seconds_path.read_text())
@@ -515,10 +542,10 @@ def main(argv: list[str] | None = None) -> None:
         run_info["machine"] = (f"{m['processor']}, {m['cpu_count']} CPUs ({platform.system()}), jax backend "
                                f"{m['jax_backend']} [{m['devices']}], {m['date']}")
         run_info["train_seconds"] = sum(sum(d.values()) for d in run_info["seconds"].values())
-        run_info["budget_note"] = (f"{args.budget_scale:g} × each env's full budget ("
-                                   + ", ".join(f"{e}: {int(ENV_SPECS[e].budget * args.budget_scale):,}" for e in args.envs)
-                                   + " env steps per seed)")
     curves = {e: load_env(args.out / f"curves_{e.replace('/', '_')}.npz") for e in args.envs}
+    if not args.analyse_only:
+        run_info["budget_note"] = "env steps per seed: " + ", ".join(
+            f"{e} {int(curves[e]['env_steps'][-1]):,}" for e in args.envs)
     generate_outputs(curves, run_info, args.out, args.reps, start=None if args.analyse_only else start)
     if not args.analyse_only:
         info_path.write_text(json.dumps(run_info, indent=1) + "\n")
