@@ -32,6 +32,8 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
+from purejaxrl_ppo.stats import iqm  # noqa: F401  (re-exported: the study's point IQM, NaNs dropped)
+
 #: Updates in the running mean that must reach the threshold (:func:`steps_to_threshold`).
 THRESHOLD_WINDOW = 10
 
@@ -98,11 +100,6 @@ def steps_to_threshold(
     first = np.argmax(reached, axis=-1)
     steps = np.asarray(env_steps, np.float64)[first]
     return np.where(reached.any(-1), steps, np.inf)
-
-
-def iqm(scores: np.ndarray) -> float:
-    """Interquartile mean over all entries (25% trimmed from each end), as rliable's ``aggregate_iqm``."""
-    return float(scipy_stats.trim_mean(np.asarray(scores, np.float64), proportiontocut=0.25, axis=None))
 
 
 def aggregate_estimates(
