@@ -61,8 +61,12 @@ def test_brax_presets_apply_only_to_brax_names():
 def test_train_saves_a_policy(tmp_path):
     run = tmp_path / "run"
     argv = ["train", "--env", "CartPole-v1", "--num-seeds", "2", "--total-timesteps", "256", "--num-envs", "2",
-            "--num-steps", "32", "--quiet", "--out", str(run), "--normalize-observations"]
+            "--num-steps", "32", "--quiet", "--out", str(run), "--normalize-observations", "--eval-every", "2",
+            "--eval-episodes", "2"]
     assert main(argv) == 0
+    header, *rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
+    evals = [row[header.index("eval_return")] for row in rows]  # one row per seed and update
+    assert evals.count("nan") == len(evals) // 2 and all(float(x) > 0 for x in evals if x != "nan")
     params, stats = load_policy(run / "policy.msgpack")
     assert stats.mean.shape == (2, 4) and float(stats.count[0]) == 256
     assert jax.tree_util.tree_leaves(params)[0].shape[0] == 2
