@@ -31,6 +31,11 @@ _TASKS: dict[str, dict[str, Any]] = {
     "inverted_pendulum": {"num_envs": 32, "num_steps": 32, "total_timesteps": 100_000},
     "inverted_double_pendulum": {"num_envs": 32, "num_steps": 32, "total_timesteps": 500_000},
     "reacher": {"num_envs": 64, "num_steps": 32, "total_timesteps": 1_000_000, "gamma": 0.95},
+    # Brax's PPO settings for halfcheetah: unroll 20, γ 0.95, entropy 1e-3.
+    "halfcheetah": {
+        "num_envs": 128, "num_steps": 20, "total_timesteps": 2_000_000, "gamma": 0.95, "ent_coef": 1e-3,
+        "scale_rewards": True, "action_squash": "tanh",
+    },
     "locomotion": {
         "num_envs": 128, "num_steps": 16, "total_timesteps": 2_000_000,
         "scale_rewards": True, "action_squash": "tanh",
