@@ -42,6 +42,7 @@ from purejaxrl_ppo.sweep import SweepResult, sweep  # noqa: E402
 from purejaxrl_ppo.train import (  # noqa: E402
     TrainOutput,
     TrainState,
+    evaluation_key,
     init_train_state,
     make_train,
     run_training,
@@ -70,6 +71,7 @@ __all__ = [
     "config_from_dict",
     "conjugate_gradient",
     "evaluate",
+    "evaluation_key",
     "final_returns",
     "gae",
     "init_train_state",

@@ -71,6 +71,11 @@ class BaseConfig:
         f"continuous actions: {ACTION_SQUASHES[0]!r} the Gaussian sample to the bounds or squash it with "
         f"{ACTION_SQUASHES[1]!r} (log-prob corrected)", "clip"
     )
+    eval_every: int = _help(
+        "every this many updates, evaluate the deterministic policy into the eval_return metric (NaN on other "
+        "updates); 0 = never", 0
+    )
+    eval_episodes: int = _help("episodes per periodic evaluation (run in parallel, each to its end)", 8)
 
     algo_name: ClassVar[str] = "base"
     #: Numeric fields that may be traced (pytree leaves); the rest are static.
@@ -160,6 +165,9 @@ class BaseConfig:
             raise ConfigError(f"activation must be one of {ACTIVATIONS}, got {self.activation!r}")
         if self.action_squash not in ACTION_SQUASHES:
             raise ConfigError(f"action_squash must be one of {ACTION_SQUASHES}, got {self.action_squash!r}")
+        if self.eval_every < 0:
+            raise ConfigError(f"eval_every must be 0 (no evaluation) or a positive number of updates, got {self.eval_every!r}")
+        self._check_positive_int("eval_episodes")
 
     # ---------------------------------------------------------------- conversions
     def replace(self, **changes: Any) -> "BaseConfig":

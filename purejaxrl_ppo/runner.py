@@ -108,8 +108,8 @@ def chunk_plan(num_updates: int, target_chunks: int = 20, chunk_updates: int = 0
     return plan
 
 
-#: Metrics that are NaN by design (no episode ended in the rollout; targets without variance).
-NAN_ALLOWED = frozenset({"episode_return", "episode_length", "explained_variance"})
+#: Metrics that are NaN by design (no episode ended in the rollout; targets without variance; no evaluation).
+NAN_ALLOWED = frozenset({"episode_return", "episode_length", "explained_variance", "eval_return"})
 
 
 class TrainingDiverged(RuntimeError):
@@ -212,7 +212,7 @@ def train_seeds_chunked(
     pieces: list[dict[str, np.ndarray]] = [] if start is None or not start.metrics else [start.metrics]
     for index in range(first, len(plan)):
         size = plan[index]
-        state, metrics = chunk_fns[size](state)
+        state, metrics = chunk_fns[size](state, np.int32(done))
         chunk = jax.device_get(metrics)  # waits for the chunk; tiny [seeds, size] arrays
         pieces.append(chunk)
         if stop_on_nan and (bad := first_non_finite(chunk, offset=done)) is not None:
@@ -253,8 +253,9 @@ def _compiled_init(config: BaseConfig, num_seeds: int):
 
 @functools.lru_cache(maxsize=16)
 def _compiled_chunk(config: BaseConfig, num_seeds: int, size: int):
-    fn = jax.jit(jax.vmap(lambda s: train_updates(config, s, size)), donate_argnums=0)
-    fn.lower(abstract_train_state(config, num_seeds)).compile()
+    # The update offset is not batched, so periodic evaluation stays a branch (train_updates).
+    fn = jax.jit(jax.vmap(lambda s, first: train_updates(config, s, size, first), in_axes=(0, None)), donate_argnums=0)
+    fn.lower(abstract_train_state(config, num_seeds), jax.ShapeDtypeStruct((), np.int32)).compile()
     return fn
 
 

@@ -7,6 +7,13 @@ algorithm's update. Nothing here depends on which algorithm runs.
 The run is also exposed in two parts, :func:`init_train_state` and
 :func:`train_updates`, so a host loop can run it in chunks of updates (for
 progress or checkpoints) with results bit-identical to the single scan.
+
+Periodic evaluation (``config.eval_every`` > 0) adds an ``eval_return`` metric:
+after every ``eval_every``-th update (counted from the start of the run) the
+mean return of :func:`~purejaxrl_ppo.evaluation.evaluate` over
+``eval_episodes`` deterministic episodes, NaN after the other updates. The
+evaluation draws its key with :func:`evaluation_key` instead of splitting the
+training key, so switching it on leaves training itself unchanged.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import jax.numpy as jnp
 from purejaxrl_ppo.algos import UpdateBatch, make_algorithm
 from purejaxrl_ppo.config import BaseConfig
 from purejaxrl_ppo.envs import make_env
+from purejaxrl_ppo.evaluation import evaluate
 from purejaxrl_ppo.gae import gae
 from purejaxrl_ppo.networks import ActorCritic, make_network
 from purejaxrl_ppo.normalization import NormalizerState, RunningMeanStd, init_normalizer, scale_rewards, update_stats
@@ -152,14 +160,52 @@ def _update_step(config: BaseConfig, env, network: ActorCritic, algo, state: Tra
     return TrainState(algo_state, runner, key, update_step, normalizer), metrics
 
 
-def train_updates(config: BaseConfig, state: TrainState, num_updates: int) -> tuple[TrainState, dict[str, jax.Array]]:
-    """Run ``num_updates`` (static) updates in one scan; metrics have leading ``[num_updates]``."""
+#: Folded into the train state's key to draw the periodic evaluation's key (the training key stream is untouched).
+EVAL_KEY_SALT = 0x6576616C  # "eval"
+
+
+def evaluation_key(state: TrainState) -> jax.Array:
+    """The key periodic evaluation uses after the update that produced ``state``."""
+    return jax.random.fold_in(state.key, EVAL_KEY_SALT)
+
+
+def periodic_eval(config: BaseConfig, state: TrainState, update_number: jax.Array) -> jax.Array:
+    """Mean deterministic return (float32 scalar) if ``update_number % eval_every == 0``, else NaN.
+
+    A ``lax.cond``: when ``update_number`` is not batched (see :func:`train_updates`) it stays a
+    branch under ``vmap`` and the evaluation runs only on evaluation updates.
+    """
+
+    def run(state: TrainState) -> jax.Array:
+        obs_stats = observation_stats(config, state.normalizer)
+        returns = evaluate(config, state.algo_state.params, evaluation_key(state), config.eval_episodes, obs_stats)
+        return returns.mean().astype(jnp.float32)
+
+    return jax.lax.cond(update_number % config.eval_every == 0, run, lambda _: jnp.float32(jnp.nan), state)
+
+
+def train_updates(
+    config: BaseConfig, state: TrainState, num_updates: int, first_update: int | jax.Array | None = None
+) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Run ``num_updates`` (static) updates in one scan; metrics have leading ``[num_updates]``.
+
+    first_update: updates done before this call (an int or int32 scalar; periodic evaluation
+    only). Pass it, unbatched, when vmapping over seeds, e.g.
+    ``jax.vmap(lambda s, u: train_updates(config, s, n, u), in_axes=(0, None))``: the
+    evaluation then runs only on evaluation updates. Left ``None``, it is read from
+    ``state.update_step``, which under ``vmap`` is batched and turns the branch into a
+    select that evaluates after every update (same metrics, much slower).
+    """
     env, network, algo = _components(config)
+    numbers = None if first_update is None else first_update + jnp.arange(1, num_updates + 1, dtype=jnp.int32)
 
-    def body(state: TrainState, _):
-        return _update_step(config, env, network, algo, state)
+    def body(state: TrainState, number):
+        state, metrics = _update_step(config, env, network, algo, state)
+        if config.eval_every:
+            metrics["eval_return"] = periodic_eval(config, state, state.update_step if number is None else number)
+        return state, metrics
 
-    return jax.lax.scan(body, state, None, length=num_updates)
+    return jax.lax.scan(body, state, numbers, length=num_updates)
 
 
 def run_training(config: BaseConfig, key: jax.Array) -> TrainOutput:
@@ -168,7 +214,7 @@ def run_training(config: BaseConfig, key: jax.Array) -> TrainOutput:
     ``config`` is a pytree whose numeric hyperparameters may be traced, e.g.
     ``jax.vmap(run_training)(stacked_configs, keys)`` for a sweep in one compile.
     """
-    state, metrics = train_updates(config, init_train_state(config, key), config.num_updates)
+    state, metrics = train_updates(config, init_train_state(config, key), config.num_updates, first_update=0)
     return TrainOutput(metrics, state)
 
 

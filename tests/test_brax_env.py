@@ -21,6 +21,13 @@ def test_parse_names_and_options():
     assert "brax/ant" in pjp.registered_env_names() and "CartPole-v1" in pjp.registered_env_names()
 
 
+@pytest.mark.heavy  # building an mjx or generalized system takes 15-40 s of CPU here
+@pytest.mark.parametrize("backend", ["mjx", "generalized", "positional", "spring"])
+def test_every_backend_builds(backend):
+    env = pjp.make_env(f"brax/inverted_pendulum?backend={backend}")
+    assert env.env.spec.backend == backend and env.observation_shape == (4,)
+
+
 @pytest.mark.parametrize(
     "name, match",
     [

@@ -61,8 +61,12 @@ def test_brax_presets_apply_only_to_brax_names():
 def test_train_saves_a_policy(tmp_path):
     run = tmp_path / "run"
     argv = ["train", "--env", "CartPole-v1", "--num-seeds", "2", "--total-timesteps", "256", "--num-envs", "2",
-            "--num-steps", "32", "--quiet", "--out", str(run), "--normalize-observations"]
+            "--num-steps", "32", "--quiet", "--out", str(run), "--normalize-observations", "--eval-every", "2",
+            "--eval-episodes", "2"]
     assert main(argv) == 0
+    header, *rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
+    evals = [row[header.index("eval_return")] for row in rows]  # one row per seed and update
+    assert evals.count("nan") == len(evals) // 2 and all(float(x) > 0 for x in evals if x != "nan")
     params, stats = load_policy(run / "policy.msgpack")
     assert stats.mean.shape == (2, 4) and float(stats.count[0]) == 256
     assert jax.tree_util.tree_leaves(params)[0].shape[0] == 2
@@ -79,3 +83,77 @@ def test_render_writes_a_gif_of_a_minatar_policy(tmp_path):
     assert main(["render", "--run", str(tmp_path), "--seed-index", "1"]) == 0
     assert (tmp_path / "render.gif").read_bytes()[:3] == b"GIF"
     assert main(["render", "--run", str(tmp_path), "--seed-index", "5"]) == 2
+
+
+# ----------------------------------------------------------------------------- periodic evaluation
+EVAL_TINY = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6, hidden_sizes=(8,),
+                 num_minibatches=2, update_epochs=1, normalize_observations=True)
+
+
+def test_eval_config_is_validated():
+    with pytest.raises(pjp.ConfigError, match="eval_every.*-1"):
+        pjp.PPOConfig(eval_every=-1)
+    with pytest.raises(pjp.ConfigError, match="eval_episodes.*0"):
+        pjp.TRPOConfig(eval_every=2, eval_episodes=0)
+    assert pjp.PPOConfig().eval_every == 0  # off by default
+
+
+def test_periodic_eval_equals_evaluate_and_leaves_training_unchanged():
+    config = pjp.PPOConfig(**EVAL_TINY, eval_every=2, eval_episodes=3)
+    plain = config.replace(eval_every=0)
+    key = jax.random.PRNGKey(0)
+    out = jax.jit(pjp.make_train(config))(key)
+    base = jax.jit(pjp.make_train(plain))(key)
+    assert "eval_return" not in base.metrics  # off: the metrics are those of a run without the feature
+    evals = np.asarray(out.metrics.pop("eval_return"))
+    for x, y in zip(jax.tree_util.tree_leaves((out.metrics, out.state)), jax.tree_util.tree_leaves((base.metrics, base.state))):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # evaluating does not touch training
+    assert np.isnan(evals[0::2]).all() and np.isfinite(evals[1::2]).all()
+
+    state = jax.jit(lambda k: pjp.init_train_state(plain, k))(key)
+    two_updates = jax.jit(lambda s: pjp.train_updates(plain, s, 2))
+    evaluate = jax.jit(lambda s: pjp.evaluate(config, s.algo_state.params, pjp.evaluation_key(s), 3, s.normalizer.obs))
+    for update in (2, 4, 6):
+        state, _ = two_updates(state)
+        np.testing.assert_allclose(evals[update - 1], np.mean(evaluate(state)), rtol=1e-6)
+
+
+def test_periodic_eval_lands_on_the_same_updates_when_chunked():
+    from purejaxrl_ppo.runner import train_seeds_chunked
+
+    config = pjp.PPOConfig(**EVAL_TINY, eval_every=2, eval_episodes=2)
+    whole = jax.jit(jax.vmap(pjp.make_train(config)))(jax.random.split(jax.random.PRNGKey(4), 2))
+    chunked = train_seeds_chunked(config, num_seeds=2, seed=4, plan=[3, 3])  # the 2nd chunk starts mid-period
+    evals = np.asarray(whole.metrics["eval_return"])
+    np.testing.assert_array_equal(np.isfinite(evals), np.tile([False, True], (2, 3)))
+    for name, values in whole.metrics.items():  # other compiled programs: equal up to float rounding
+        np.testing.assert_allclose(chunked.metrics[name], np.asarray(values), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def _count_conds(jaxpr) -> int:
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += eqn.primitive.name == "cond"
+        for param in eqn.params.values():
+            for sub in param if isinstance(param, (tuple, list)) else (param,):
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None and hasattr(inner, "eqns"):
+                    count += _count_conds(inner)
+                elif hasattr(sub, "eqns"):
+                    count += _count_conds(sub)
+    return count
+
+
+def test_periodic_eval_stays_a_branch_under_vmap_when_the_offset_is_unbatched():
+    """A batched predicate would turn the cond into a select that evaluates after every update."""
+    config = pjp.PPOConfig(**EVAL_TINY, eval_every=2)
+    states = jax.vmap(lambda k: pjp.init_train_state(config, k))(jax.random.split(jax.random.PRNGKey(0), 2))
+
+    def conds(cfg, first_update):
+        fn = jax.vmap(lambda s, u: pjp.train_updates(cfg, s, 2, u), in_axes=(0, None))
+        return _count_conds(jax.make_jaxpr(fn)(states, first_update).jaxpr)
+
+    off = conds(config.replace(eval_every=0), 0)
+    assert conds(config, 0) == off + 1  # a real branch: the evaluation runs only on evaluation updates
+    with_batched_offset = jax.vmap(lambda s: pjp.train_updates(config, s, 2))  # offset read from the state
+    assert _count_conds(jax.make_jaxpr(with_batched_offset)(states).jaxpr) == off
