@@ -61,11 +61,67 @@ CHECK = textwrap.dedent(
 )
 
 
-def run_four_devices(*args: str) -> subprocess.CompletedProcess:
+RUNNER_CHECK = textwrap.dedent(
+    """
+    import sys, tempfile
+    from pathlib import Path
+    import purejaxrl_ppo as pjp
+    import jax, numpy as np
+    from purejaxrl_ppo.config_files import RunOptions
+    from purejaxrl_ppo.runner import train_durable, train_seeds_chunked
+
+    assert jax.device_count() == 4, jax.devices()
+    config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6,
+                           hidden_sizes=(8,), num_minibatches=2, update_epochs=2)
+    one, num_seeds, block = jax.devices()[:1], 6, 2  # 6 seeds: padded to 8 on 4 devices
+
+    def same(got, want):
+        got_leaves = jax.tree_util.tree_flatten_with_path(got)[0]
+        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+        for (path, x), y in zip(got_leaves, jax.tree_util.tree_leaves(want)):
+            name = jax.tree_util.keystr(path)
+            x, y = np.asarray(x), np.asarray(y)
+            assert x.shape[0] == num_seeds, (name, x.shape)
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+    def run(devices=None):
+        out = train_seeds_chunked(config, num_seeds, 3, plan=[2, 2, 2], devices=devices, seeds_per_batch=block)
+        return out.metrics, out.final_state
+
+    # Fixed blocks of 2 seeds: 4 devices == 1 device == train_seeds, bit for bit.
+    reference = run(one)
+    same(run(), reference)
+    whole = pjp.train_seeds(config, num_seeds, jax.random.PRNGKey(3), seeds_per_batch=block)
+    same((whole.metrics, whole.state), reference)
+
+    # A run checkpointed on 4 devices resumes on 1, and one from 1 device on 4.
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_chunk(report):
+        if report.index == 0:
+            raise Stop
+
+    options = RunOptions(num_seeds=num_seeds, seed=3, chunk_updates=2, seeds_per_batch=block)
+    for first, then in ((None, one), (one, None)):
+        run_dir = Path(tempfile.mkdtemp()) / "run"
+        try:
+            train_durable(run_dir, config, options, on_chunk=stop_after_first_chunk, devices=first)
+        except Stop:
+            pass
+        resumed = train_durable(run_dir, resume=True, devices=then)
+        assert resumed.updates_run == 4, resumed.updates_run
+        same((resumed.metrics, resumed.final_state), reference)
+    print("OK runner")
+    """
+)
+
+
+def run_four_devices(*args: str, script: str = CHECK) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-c", CHECK, *args], env=env, capture_output=True, text=True, timeout=480)
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize(
@@ -103,3 +159,10 @@ def test_shard_seed_axis_rejects_unpadded_batches():
         sharding.map_seeds(lambda k: k, mesh, seeds_per_batch=0)
     with pytest.raises(ValueError, match="devices"):
         sharding.seed_mesh([])
+
+
+def test_chunked_runner_and_checkpoints_across_device_counts():
+    """The CLI's runner places seeds like train_seeds; checkpoints resume on another device count."""
+    result = run_four_devices(script=RUNNER_CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK runner" in result.stdout
