@@ -1,10 +1,12 @@
-"""train_seeds on 4 forced CPU devices equals the unsharded vmap.
+"""train_seeds and the chunked runner on 4 forced CPU devices against the unsharded runs.
 
-Integer and boolean leaves (step counters, keys, episode counts) and the episode
-statistics must match exactly; float leaves to float32 rounding. Exact equality
-of the floats does not hold on XLA:CPU: the same seed gives last-bit different
-parameters (about 1e-9) when the number of seeds per program or the device
-count changes, even without sharding.
+With a fixed block width (``seeds_per_batch``) results are bit-identical on any
+device count: every leaf is compared with ``np.array_equal``, including a
+checkpoint written on 4 devices and resumed on 1 (and the reverse). Without it,
+each device vmaps its own share of seeds and XLA:CPU may round float leaves
+differently for a different vmap width (about 1e-9 in the parameters): integer
+and boolean leaves (step counters, keys, episode counts) and the episode
+statistics must match exactly, float leaves to float32 rounding.
 
 The device-count flag must be in XLA_FLAGS before jax starts its CPU backend,
 so each check runs in a fresh subprocess (which also appends the package's own
