@@ -168,3 +168,16 @@ def test_chunked_runner_and_checkpoints_across_device_counts():
     result = run_four_devices(script=RUNNER_CHECK)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK runner" in result.stdout
+
+
+def test_seed_layout_pads_to_whole_blocks_and_back():
+    layout = sharding.seed_layout(5, [jax.devices()[0]], seeds_per_batch=4)
+    assert layout.padded_seeds == 8  # every device's share is a whole number of 4-seed blocks
+    tree = {"a": jax.numpy.arange(5), "b": jax.numpy.ones((5, 3))}
+    placed = layout.put(tree)
+    assert placed["a"].tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    assert layout.abstract(jax.eval_shape(lambda: tree))["b"].shape == (8, 3)
+    assert layout.take(placed)["a"].tolist() == [0, 1, 2, 3, 4]
+    assert sharding.seed_layout(4, [jax.devices()[0]]).take(tree) is tree  # nothing padded: as is
+    with pytest.raises(ValueError, match="seeds_per_batch"):
+        sharding.seed_layout(4, seeds_per_batch=0)
