@@ -426,11 +426,14 @@ def _restore_start(checkpointer, config: BaseConfig, options, meta: dict[str, An
     restored = checkpointer.restore_latest(abstract_train_state(config, options.num_seeds))
     if restored is None:
         return None
+    saved = dict(restored.meta)
+    if isinstance(saved.get("options"), dict):  # options added since the checkpoint was written: their defaults
+        saved["options"] = {**type(options)().to_dict(), **saved["options"]}
     for name in ("config", "options", "plan"):
-        if restored.meta.get(name) != meta[name]:
+        if saved.get(name) != meta[name]:
             raise RunDirError(
                 f"checkpoint {checkpointer.directory / str(restored.step)} was written with a different {name} "
-                f"than {checkpointer.directory.parent / 'config.yaml'} / run.json: {restored.meta.get(name)} != {meta[name]}"
+                f"than {checkpointer.directory.parent / 'config.yaml'} / run.json: {saved.get(name)} != {meta[name]}"
             )
     return StartPoint(restored.step, restored.state, restored.history)
 
