@@ -100,6 +100,9 @@ def unpad_seed_axis(tree: Any, num_seeds: int) -> Any:
     return jax.tree_util.tree_map(lambda x: x[:num_seeds], tree)
 
 
+_unpad_on_device = jax.jit(unpad_seed_axis, static_argnums=1)
+
+
 def shard_seed_axis(tree: Any, mesh: Mesh) -> Any:
     """Place every leaf (leading seed axis, a multiple of the mesh size) on ``mesh``.
 
@@ -173,7 +176,11 @@ class SeedLayout:
 
     def take(self, tree: Any) -> Any:
         """``[padded_seeds, ...]`` leaves -> the first ``num_seeds`` rows (as is when nothing was padded)."""
-        return tree if self.padded_seeds == self.num_seeds else unpad_seed_axis(tree, self.num_seeds)
+        if self.padded_seeds == self.num_seeds:
+            return tree
+        if all(isinstance(x, jax.Array) for x in jax.tree_util.tree_leaves(tree)):
+            return _unpad_on_device(tree, self.num_seeds)  # one program, not one eager slice per leaf
+        return unpad_seed_axis(tree, self.num_seeds)
 
     def map(self, fn: Callable[[Any], Any], donate: bool = False) -> Callable[[Any], Any]:
         """``fn`` (one seed) over a placed batch: :func:`map_seeds` with this layout's mesh and blocks."""
@@ -183,8 +190,11 @@ class SeedLayout:
         """``ShapeDtypeStruct`` leaves ``[num_seeds, ...]`` -> the placed ``[padded_seeds, ...]`` ones (to compile ahead)."""
         sharding = seed_sharding(self.mesh)
         return jax.tree_util.tree_map(
-            lambda x: jax.ShapeDtypeStruct((self.padded_seeds, *x.shape[1:]), x.dtype, sharding=sharding), tree
-        )
+            lambda x: jax.ShapeDtypeStruct(
+                (self.padded_seeds, *x.shape[1:]), x.dtype, sharding=sharding, weak_type=getattr(x, "weak_type", False)
+            ),
+            tree,
+        )  # weak_type kept: otherwise the first call misses the compiled program and compiles again
 
 
 def seed_layout(
