@@ -2,9 +2,10 @@
 
     python benchmarks/throughput.py --quick                  # minutes: small budgets, no peers
     python benchmarks/throughput.py --seeds 1 16 64 --peers rejax sb3-ppo sb3-trpo --setup-peers
+    python benchmarks/throughput.py --algos ppo --seeds 1 4 16 64 256 1024 4096 --max-steps-per-call 2000000 --peers
 
 For every (algo, num_envs, num_seeds) point, in a fresh subprocess (so the peak
-RSS is that point's own): compile time, first call (compile + run), steady
+RSS is that point's own): compile time (wall and process CPU), first call (compile + run), steady
 state (second call) env-steps/s, peak host RSS, device memory stats where the
 backend has them; out-of-memory is reported, not raised. Ceilings, same run:
 a rollout-only program (same env and network forward, no update), raw env
@@ -14,6 +15,15 @@ update recorded beside it (XLA counts a loop body once, and an update still
 contains the rollout and minibatch loops, so that figure is a lower bound),
 against the matmul peak measured in the same run. Peers run as subprocesses,
 alternating with ours (A B A B); a missing peer is skipped with an install hint.
+
+A sweep to thousands of seeds at the full budget takes hours on a CPU; with
+``--max-steps-per-call N`` each sweep point trains fewer updates per seed, so
+one timed call runs at most about N env steps over all its seeds (at least one
+update per seed). Steady-state steps/s stays comparable (the compiled update is
+the same, only the scan is shorter); the final returns of such points are not
+learning results and are left out of the table. Each point records
+``steps_capped`` and its ``total_timesteps`` per seed. Peer A/B pairs always
+run the full ``--total-timesteps``.
 
 Writes ``results/throughput.json`` and ``results/throughput.png`` and prints a
 markdown table for the README.
@@ -108,9 +118,11 @@ def run_point(spec: dict) -> dict:
     out = {**spec, "num_updates": config.num_updates, "env_steps": steps}
     try:
         train = jax.jit(jax.vmap(pjp.make_train(config)))
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         compiled = train.lower(keys).compile()
         out["compile_seconds"] = time.perf_counter() - start
+        # process CPU time (all threads): comparable on a machine shared with other jobs, where wall time is not
+        out["compile_cpu_seconds"] = time.process_time() - cpu_start
         out["first_call_seconds"] = out["compile_seconds"] + _timed(compiled, keys)
         result = compiled(keys)
         jax.block_until_ready(result)
@@ -221,6 +233,18 @@ def ours(algo: str, num_envs: int, num_seeds: int, total: int) -> dict:
     return _child([str(Path(__file__)), "--point", json.dumps(spec)])
 
 
+def capped_timesteps(algo: str, num_envs: int, num_seeds: int, total: int, max_steps_per_call: int | None) -> int:
+    """Env steps per seed for a sweep point: ``total``, or fewer updates so that all
+    seeds together run at most ``max_steps_per_call`` (never fewer than one update)."""
+    if not max_steps_per_call:
+        return total
+    import purejaxrl_ppo as pjp
+
+    batch = pjp.config_from_dict({"algo": algo, "num_envs": num_envs, "total_timesteps": total}).batch_size
+    updates = max(1, max_steps_per_call // (num_seeds * batch))
+    return min(total, updates * batch)
+
+
 def peer_python(name: str) -> str | None:
     python = PEERS[name]["venv"] / "bin" / "python"
     return str(python) if python.exists() else None
@@ -312,24 +336,29 @@ def plot(results: dict, path: Path) -> None:
 
 def markdown_table(results: dict) -> str:
     peak = results["matmul_peak_flops_per_second"]["1024^3"]
-    rows = ["| program | envs | seeds | steps/s (steady) | first call s | rollout-only ceiling | raw-env ceiling | FLOP/s ÷ 1024³ peak | final return (median) |",
-            "|---|---|---|---|---|---|---|---|---|"]
+    rows = ["| program | envs | seeds | steps/seed | steps/s (steady) | first call s | rollout-only ceiling | raw-env ceiling | FLOP/s ÷ 1024³ peak | final return (median) |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for p in results["ours"]:
+        name = f"| ours {p['algo'].upper()} | {p['num_envs']} | {p['num_seeds']} | {p.get('total_timesteps', '')}"
         if "error" in p:
-            rows.append(f"| ours {p['algo'].upper()} | {p['num_envs']} | {p['num_seeds']} | {p['error'][:40]} | | | | | |")
+            rows.append(f"{name} | {p['error'][:40]} | | | | | |")
             continue
+        final = "(capped)" if p.get("steps_capped") else f"{p['final_return_median']:.0f}"
         rows.append(
-            f"| ours {p['algo'].upper()} | {p['num_envs']} | {p['num_seeds']} | {p['env_steps_per_second']:,.0f} | "
+            f"{name}{'*' if p.get('steps_capped') else ''} | {p['env_steps_per_second']:,.0f} | "
             f"{p['first_call_seconds']:.1f} | {p['env_steps_per_second'] / p['rollout_only_env_steps_per_second']:.0%} | "
             f"{p['env_steps_per_second'] / p['raw_env_steps_per_second']:.1%} | {p['achieved_flops_per_second'] / peak:.1%} | "
-            f"{p['final_return_median']:.0f} |")
+            f"{final} |")
     for p in results["peers"]:
         if "error" in p:
             continue
         extra = f" ({p['processes']} procs)" if "processes" in p else ""
         first = f"{p['first_call_seconds']:.1f}" if "first_call_seconds" in p else ""
-        rows.append(f"| {p['peer']}{extra} | 4 | {p['num_seeds']} | {p['env_steps_per_second']:,.0f} | {first} | | | | "
-                    f"{p['final_return_median']:.0f} |")
+        rows.append(f"| {p['peer']}{extra} | 4 | {p['num_seeds']} | {p.get('env_steps', 0) // max(p['num_seeds'], 1) or ''} | "
+                    f"{p['env_steps_per_second']:,.0f} | {first} | | | | {p['final_return_median']:.0f} |")
+    if results.get("max_steps_per_call"):
+        rows.append(f"\n\\* fewer updates per seed: at most {results['max_steps_per_call']:,} env steps per timed call "
+                    "(`--max-steps-per-call`); steady-state steps/s only, no learning result.")
     return "\n".join(rows)
 
 
@@ -382,6 +411,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="num_seeds sweep (a point that runs out of memory is reported and the sweep goes on)")
     parser.add_argument("--num-envs", nargs="+", type=int, default=[4], help="num_envs sweep (rollout size = num_envs x 128)")
     parser.add_argument("--total-timesteps", type=int, default=500_000, help="env steps per seed (ours and rejax)")
+    parser.add_argument("--max-steps-per-call", type=int, default=None,
+                        help="sweep points: fewer updates per seed so one timed call runs at most this many env "
+                             "steps over all seeds (steady-state steps/s only; peers' A/B pairs are not capped)")
     parser.add_argument("--peers", nargs="*", default=["rejax", "sb3-ppo", "sb3-trpo"],
                         choices=["rejax", "sb3-ppo", "sb3-trpo"])
     parser.add_argument("--peer-seeds", nargs="+", type=int, default=[1, 16, 64], help="seeds for the ours-vs-rejax A/B")
@@ -409,6 +441,7 @@ def main(argv: list[str] | None = None) -> None:
                                "training pass) x steady env-steps/s. Also recorded: XLA cost_analysis() of one "
                                "vmapped update / env steps per update, which counts each inner loop body (rollout "
                                "step, minibatch step) once and so undercounts",
+               "max_steps_per_call": args.max_steps_per_call,
                "ours": [], "peers": [], "skipped": {}}
     results["matmul_peak_flops_per_second"] = matmul_peak()
     print("matmul peak GFLOP/s:", {k: round(v / 1e9, 1) for k, v in results["matmul_peak_flops_per_second"].items()}, flush=True)
@@ -416,8 +449,10 @@ def main(argv: list[str] | None = None) -> None:
     for algo in args.algos:
         for num_envs in args.num_envs:
             for seeds in args.seeds:
-                point = ours(algo, num_envs, seeds, args.total_timesteps)
-                point.update(algo=algo, num_envs=num_envs, num_seeds=seeds)
+                total = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, args.max_steps_per_call)
+                point = ours(algo, num_envs, seeds, total)
+                point.update(algo=algo, num_envs=num_envs, num_seeds=seeds, total_timesteps=total,
+                             steps_capped=total < args.total_timesteps)
                 results["ours"].append(point)
                 print(json.dumps(point), flush=True)
                 save_partial(results, args.out)

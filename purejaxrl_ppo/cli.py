@@ -4,7 +4,7 @@
 ``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``; with
 ``--env brax/...`` the per-task defaults of :mod:`purejaxrl_ppo.presets` apply
 under the flags given), trains
-``--num-seeds`` seeds in one vmapped program with a progress bar, prints a
+``--num-seeds`` seeds (split over every local device, vmapped) with a progress bar, prints a
 summary table and writes metrics, a JSON summary and a learning-curve PNG.
 ``compare`` prints the summaries of several run directories side by side.
 ``render --run DIR`` writes a Brax HTML viewer or a gymnax GIF of a run's policy.

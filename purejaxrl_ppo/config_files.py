@@ -32,11 +32,16 @@ class RunOptions:
     """How a run is executed and recorded; none of these change its results.
 
     Chunking only decides where the host may checkpoint, log and show progress
-    between compiled chunks: any plan gives bit-identical results.
+    between compiled chunks: any plan gives bit-identical results. The device
+    count does not change results either, except in the last float bits when
+    it changes how many seeds a device vmaps at once; ``seeds_per_batch``
+    fixes that number, making results bit-identical on any device count.
     """
 
-    num_seeds: int = _help("independent seeds, vmapped in one program", 8)
+    num_seeds: int = _help("independent seeds, split over every local device and vmapped", 8)
     seed: int = _help("master seed; seed i uses split(PRNGKey(seed))[i]", 0)
+    seeds_per_batch: int = _help("vmap this many seeds at a time per device (sequential blocks, less memory; fixed "
+                                 "blocks give bit-identical results on any device count); 0 = all at once", 0)
     progress_chunks: int = _help("about how many compiled chunks (progress, log and checkpoint points)", 20)
     chunk_updates: int = _help("updates per compiled chunk; 0 = use progress_chunks", 0)
     checkpoint_every: int = _help("save a checkpoint every this many chunks (and after the last)", 1)
@@ -52,7 +57,7 @@ class RunOptions:
         for name in ("num_seeds", "progress_chunks", "checkpoint_every", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name in ("chunk_updates", "log_seeds"):
+        for name in ("chunk_updates", "log_seeds", "seeds_per_batch"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be a non-negative integer, got {getattr(self, name)!r}")
 

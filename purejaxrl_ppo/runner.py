@@ -22,13 +22,14 @@ import platform
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import numpy as np
 
 from purejaxrl_ppo.config import BaseConfig
 from purejaxrl_ppo.evaluation import POLICY_FILE, save_policy
+from purejaxrl_ppo.sharding import SeedLayout, seed_layout
 from purejaxrl_ppo.stats import FINAL_RETURN_WINDOW, final_returns, summarize
 from purejaxrl_ppo.train import TrainState, init_train_state, train_updates
 
@@ -185,8 +186,17 @@ def train_seeds_chunked(
     plan: list[int] | None = None,
     start: StartPoint | None = None,
     stop_on_nan: bool = True,
+    devices: Sequence[jax.Device] | None = None,
+    seeds_per_batch: int | None = None,
 ) -> RunResult:
     """Train ``num_seeds`` seeds of ``config`` with one vmapped program, in chunks.
+
+    The seeds are split over ``devices`` (default: every local device) exactly
+    as :func:`purejaxrl_ppo.train_seeds` splits them, in sequential blocks of
+    ``seeds_per_batch`` per device if given
+    (:class:`~purejaxrl_ppo.sharding.SeedLayout`). ``start``, the reports and
+    the result hold ``[num_seeds, ...]`` arrays whatever the device count, so a
+    run checkpointed on 4 devices resumes on 1.
 
     ``plan`` (default :func:`chunk_plan`) lists the chunk sizes; each distinct size is
     compiled once and reused. ``start`` continues from a restored state (it must
@@ -195,7 +205,7 @@ def train_seeds_chunked(
     :class:`TrainingDiverged` before ``on_chunk`` sees that chunk. Compile time
     (ahead-of-time, every distinct chunk size) is measured apart from run time.
     """
-    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    layout = seed_layout(num_seeds, devices, seeds_per_batch)
     plan = list(plan or chunk_plan(config.num_updates, target_chunks))
     if sum(plan) != config.num_updates:
         raise ValueError(f"chunk plan {plan} sums to {sum(plan)}, not num_updates = {config.num_updates}")
@@ -203,30 +213,34 @@ def train_seeds_chunked(
     first = _chunk_index(plan, done)
 
     compile_start = time.perf_counter()
-    init_compiled = _compiled_init(config, num_seeds) if start is None else None
-    chunk_fns = {size: _compiled_chunk(config, num_seeds, size) for size in sorted(set(plan[first:]))}
+    init_compiled = _compiled_init(config, layout) if start is None else None
+    chunk_fns = {size: _compiled_chunk(config, layout, size) for size in sorted(set(plan[first:]))}
     compile_seconds = time.perf_counter() - compile_start
 
     run_start = time.perf_counter()
-    state = init_compiled(keys) if start is None else start.state
+    if start is None:
+        state = init_compiled(layout.put(jax.random.split(jax.random.PRNGKey(seed), num_seeds)))
+    else:
+        state = layout.put(start.state)
     pieces: list[dict[str, np.ndarray]] = [] if start is None or not start.metrics else [start.metrics]
     for index in range(first, len(plan)):
         size = plan[index]
         state, metrics = chunk_fns[size](state, np.int32(done))
-        chunk = jax.device_get(metrics)  # waits for the chunk; tiny [seeds, size] arrays
+        chunk = layout.take(jax.device_get(metrics))  # waits for the chunk; tiny [seeds, size] arrays
         pieces.append(chunk)
         if stop_on_nan and (bad := first_non_finite(chunk, offset=done)) is not None:
             raise TrainingDiverged(*bad, metrics=_concat(pieces))
         done += size
         if on_chunk is not None:
-            report = ChunkReport(index, done, state, chunk, _concat(pieces), time.perf_counter() - run_start,
-                                 done - (0 if start is None else start.updates_done), config.num_updates)
+            report = ChunkReport(index, done, layout.take(state), chunk, _concat(pieces),
+                                 time.perf_counter() - run_start, done - (0 if start is None else start.updates_done),
+                                 config.num_updates)
             on_chunk(report)
     jax.block_until_ready(state)
     run_seconds = time.perf_counter() - run_start
     updates_run = done - (0 if start is None else start.updates_done)
-    return RunResult(config, num_seeds, seed, _concat(pieces) if pieces else {}, state, compile_seconds,
-                     run_seconds, updates_run)
+    return RunResult(config, num_seeds, seed, _concat(pieces) if pieces else {}, layout.take(state),
+                     compile_seconds, run_seconds, updates_run)
 
 
 def abstract_train_state(config: BaseConfig, num_seeds: int) -> TrainState:
@@ -238,24 +252,24 @@ def _abstract_keys(num_seeds: int) -> jax.ShapeDtypeStruct:
     return jax.eval_shape(lambda: jax.random.split(jax.random.PRNGKey(0), num_seeds))
 
 
-# Compiled programs are cached per (config, seeds, chunk size): a second run of the same
+# Compiled programs are cached per (config, seed layout, chunk size): a second run of the same
 # config in one process (a notebook, a resume in the tests) does not compile again.
 # Each is compiled ahead of time (so compile time is measured apart from run time) and
 # the *jitted* function is returned: its first call hits jax's compile cache. Calling the
 # AOT ``Compiled`` object itself fails in jax 0.10 when the program closes over large
 # constants (a Brax system): "compiled for 312 inputs but called with 84".
 @functools.lru_cache(maxsize=16)
-def _compiled_init(config: BaseConfig, num_seeds: int):
-    fn = jax.jit(jax.vmap(lambda k: init_train_state(config, k)))
-    fn.lower(_abstract_keys(num_seeds)).compile()
+def _compiled_init(config: BaseConfig, layout: SeedLayout):
+    fn = layout.map(lambda k: init_train_state(config, k))
+    fn.lower(layout.abstract(_abstract_keys(layout.num_seeds))).compile()
     return fn
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled_chunk(config: BaseConfig, num_seeds: int, size: int):
-    # The update offset is not batched, so periodic evaluation stays a branch (train_updates).
-    fn = jax.jit(jax.vmap(lambda s, first: train_updates(config, s, size, first), in_axes=(0, None)), donate_argnums=0)
-    fn.lower(abstract_train_state(config, num_seeds), jax.ShapeDtypeStruct((), np.int32)).compile()
+def _compiled_chunk(config: BaseConfig, layout: SeedLayout, size: int):
+    # The update offset is shared (not batched), so periodic evaluation stays a branch (train_updates).
+    fn = layout.map(lambda s, first: train_updates(config, s, size, first), donate=True)
+    fn.lower(layout.abstract(abstract_train_state(config, layout.num_seeds)), jax.ShapeDtypeStruct((), np.int32)).compile()
     return fn
 
 
@@ -342,6 +356,7 @@ def train_durable(
     overwrite: bool = False,
     command: str = "",
     on_chunk: Callable[[ChunkReport], None] | None = None,
+    devices: Sequence[jax.Device] | None = None,
 ) -> RunResult:
     """Train in ``run_dir`` with checkpoints and logs after every chunk; resumable.
 
@@ -352,6 +367,9 @@ def train_durable(
     update 0 if none was written); the metrics, logs and final state equal those of an
     uninterrupted run bit for bit. A non-finite metric raises
     :class:`TrainingDiverged` after logging it; the last good checkpoint is kept.
+    The seeds are split over ``devices`` (default: every local device);
+    checkpoints hold unsharded ``[num_seeds, ...]`` arrays, so a run may resume
+    on a different number of devices.
     """
     from purejaxrl_ppo import rundir
     from purejaxrl_ppo.checkpoint import Checkpointer
@@ -388,7 +406,7 @@ def train_durable(
 
     try:
         return train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=after_chunk, plan=plan,
-                                   start=start)
+                                   start=start, devices=devices, seeds_per_batch=options.seeds_per_batch or None)
     except TrainingDiverged as err:
         tail = {k: v[:, logged:] for k, v in err.metrics.items()}
         for sink in sinks:  # show the run up to the NaN; its state is not checkpointed
@@ -409,11 +427,14 @@ def _restore_start(checkpointer, config: BaseConfig, options, meta: dict[str, An
     restored = checkpointer.restore_latest(abstract_train_state(config, options.num_seeds))
     if restored is None:
         return None
+    saved = dict(restored.meta)
+    if isinstance(saved.get("options"), dict):  # options added since the checkpoint was written: their defaults
+        saved["options"] = {**type(options)().to_dict(), **saved["options"]}
     for name in ("config", "options", "plan"):
-        if restored.meta.get(name) != meta[name]:
+        if saved.get(name) != meta[name]:
             raise RunDirError(
                 f"checkpoint {checkpointer.directory / str(restored.step)} was written with a different {name} "
-                f"than {checkpointer.directory.parent / 'config.yaml'} / run.json: {restored.meta.get(name)} != {meta[name]}"
+                f"than {checkpointer.directory.parent / 'config.yaml'} / run.json: {saved.get(name)} != {meta[name]}"
             )
     return StartPoint(restored.step, restored.state, restored.history)
 

@@ -223,3 +223,25 @@ def test_resume_needs_a_run_directory(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunDirError, match="config.yaml"):
         train_durable(tmp_path / "empty", resume=True)
+
+
+def test_checkpoint_from_before_an_option_existed_resumes_with_its_default():
+    """A checkpoint whose saved options lack a newer field (e.g. seeds_per_batch) still matches."""
+    from purejaxrl_ppo.checkpoint import Restored
+    from purejaxrl_ppo.runner import _restore_start
+
+    meta = {"config": CONFIG.to_dict(), "options": OPTIONS.to_dict(), "plan": [2, 2, 2, 2]}
+
+    class OldCheckpoint:
+        directory = Path("run/checkpoints")
+
+        def __init__(self, options):
+            self.options = options
+
+        def restore_latest(self, abstract_state):
+            return Restored(2, "state", {}, {**meta, "options": self.options, "step": 2})
+
+    old = {k: v for k, v in OPTIONS.to_dict().items() if k != "seeds_per_batch"}
+    assert _restore_start(OldCheckpoint(old), CONFIG, OPTIONS, meta).updates_done == 2
+    with pytest.raises(RunDirError, match="different options"):
+        _restore_start(OldCheckpoint({**old, "seeds_per_batch": 2}), CONFIG, OPTIONS, meta)

@@ -1,10 +1,12 @@
-"""train_seeds on 4 forced CPU devices equals the unsharded vmap.
+"""train_seeds and the chunked runner on 4 forced CPU devices against the unsharded runs.
 
-Integer and boolean leaves (step counters, keys, episode counts) and the episode
-statistics must match exactly; float leaves to float32 rounding. Exact equality
-of the floats does not hold on XLA:CPU: the same seed gives last-bit different
-parameters (about 1e-9) when the number of seeds per program or the device
-count changes, even without sharding.
+With a fixed block width (``seeds_per_batch``) results are bit-identical on any
+device count: every leaf is compared with ``np.array_equal``, including a
+checkpoint written on 4 devices and resumed on 1 (and the reverse). Without it,
+each device vmaps its own share of seeds and XLA:CPU may round float leaves
+differently for a different vmap width (about 1e-9 in the parameters): integer
+and boolean leaves (step counters, keys, episode counts) and the episode
+statistics must match exactly, float leaves to float32 rounding.
 
 The device-count flag must be in XLA_FLAGS before jax starts its CPU backend,
 so each check runs in a fresh subprocess (which also appends the package's own
@@ -61,11 +63,67 @@ CHECK = textwrap.dedent(
 )
 
 
-def run_four_devices(*args: str) -> subprocess.CompletedProcess:
+RUNNER_CHECK = textwrap.dedent(
+    """
+    import sys, tempfile
+    from pathlib import Path
+    import purejaxrl_ppo as pjp
+    import jax, numpy as np
+    from purejaxrl_ppo.config_files import RunOptions
+    from purejaxrl_ppo.runner import train_durable, train_seeds_chunked
+
+    assert jax.device_count() == 4, jax.devices()
+    config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6,
+                           hidden_sizes=(8,), num_minibatches=2, update_epochs=2)
+    one, num_seeds, block = jax.devices()[:1], 6, 2  # 6 seeds: padded to 8 on 4 devices
+
+    def same(got, want):
+        got_leaves = jax.tree_util.tree_flatten_with_path(got)[0]
+        assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+        for (path, x), y in zip(got_leaves, jax.tree_util.tree_leaves(want)):
+            name = jax.tree_util.keystr(path)
+            x, y = np.asarray(x), np.asarray(y)
+            assert x.shape[0] == num_seeds, (name, x.shape)
+            np.testing.assert_array_equal(x, y, err_msg=name)
+
+    def run(devices=None):
+        out = train_seeds_chunked(config, num_seeds, 3, plan=[2, 2, 2], devices=devices, seeds_per_batch=block)
+        return out.metrics, out.final_state
+
+    # Fixed blocks of 2 seeds: 4 devices == 1 device == train_seeds, bit for bit.
+    reference = run(one)
+    same(run(), reference)
+    whole = pjp.train_seeds(config, num_seeds, jax.random.PRNGKey(3), seeds_per_batch=block)
+    same((whole.metrics, whole.state), reference)
+
+    # A run checkpointed on 4 devices resumes on 1, and one from 1 device on 4.
+    class Stop(Exception):
+        pass
+
+    def stop_after_first_chunk(report):
+        if report.index == 0:
+            raise Stop
+
+    options = RunOptions(num_seeds=num_seeds, seed=3, chunk_updates=2, seeds_per_batch=block)
+    for first, then in ((None, one), (one, None)):
+        run_dir = Path(tempfile.mkdtemp()) / "run"
+        try:
+            train_durable(run_dir, config, options, on_chunk=stop_after_first_chunk, devices=first)
+        except Stop:
+            pass
+        resumed = train_durable(run_dir, resume=True, devices=then)
+        assert resumed.updates_run == 4, resumed.updates_run
+        same((resumed.metrics, resumed.final_state), reference)
+    print("OK runner")
+    """
+)
+
+
+def run_four_devices(*args: str, script: str = CHECK) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    return subprocess.run([sys.executable, "-c", CHECK, *args], env=env, capture_output=True, text=True, timeout=480)
+    return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 @pytest.mark.parametrize(
@@ -103,3 +161,23 @@ def test_shard_seed_axis_rejects_unpadded_batches():
         sharding.map_seeds(lambda k: k, mesh, seeds_per_batch=0)
     with pytest.raises(ValueError, match="devices"):
         sharding.seed_mesh([])
+
+
+def test_chunked_runner_and_checkpoints_across_device_counts():
+    """The CLI's runner places seeds like train_seeds; checkpoints resume on another device count."""
+    result = run_four_devices(script=RUNNER_CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK runner" in result.stdout
+
+
+def test_seed_layout_pads_to_whole_blocks_and_back():
+    layout = sharding.seed_layout(5, [jax.devices()[0]], seeds_per_batch=4)
+    assert layout.padded_seeds == 8  # every device's share is a whole number of 4-seed blocks
+    tree = {"a": jax.numpy.arange(5), "b": jax.numpy.ones((5, 3))}
+    placed = layout.put(tree)
+    assert placed["a"].tolist() == [0, 1, 2, 3, 4, 4, 4, 4]
+    assert layout.abstract(jax.eval_shape(lambda: tree))["b"].shape == (8, 3)
+    assert layout.take(placed)["a"].tolist() == [0, 1, 2, 3, 4]
+    assert sharding.seed_layout(4, [jax.devices()[0]]).take(tree) is tree  # nothing padded: as is
+    with pytest.raises(ValueError, match="seeds_per_batch"):
+        sharding.seed_layout(4, seeds_per_batch=0)
