@@ -66,3 +66,8 @@ def test_report_from_synthetic_curves(tmp_path):
         p["iqm"] for p in stats["aggregate_final"]["points"].values())
     saved = json.loads((tmp_path / "stats.json").read_text())
     assert saved["envs"] == ["CartPole-v1", "Acrobot-v1"]
+
+
+def test_steps_cell_is_the_median_of_the_seeds_that_reached_the_threshold():
+    assert se._steps_cell([10_000.0, 30_000.0, np.inf, np.inf, np.inf]) == "20k (2/5)"
+    assert se._steps_cell([np.inf, np.inf]) == "– (0/2)"
