@@ -91,7 +91,7 @@ def _restore_device_put_replicated() -> None:
 
     def device_put_replicated(tree, devices):
         if len(devices) != 1:
-            raise NotImplementedError("this stand-in replicates onto one device only")
+            raise ValueError(f"this benchmark runs Brax's trainer on one device; got {len(devices)} (set e.g. CUDA_VISIBLE_DEVICES=0)")
         return jax.tree_util.tree_map(lambda x: jax.device_put(jax.numpy.asarray(x)[None], devices[0]), tree)
 
     jax.device_put_replicated = device_put_replicated
