@@ -22,8 +22,12 @@ demo: install
 	$(BIN)/python -m purejaxrl_ppo compare runs/demo-ppo runs/demo-trpo --plot runs/demo-comparison.png
 
 # TRPO vs PPO (PPO paper Table 1 variants + TRPO): curves, statistics, figures and
-# benchmarks/results/sample_efficiency.md. STUDY_ARGS picks envs, seeds and budget.
-STUDY_ARGS ?= --envs CartPole-v1 Acrobot-v1 Pendulum-v1 --seeds 8 --budget-scale 0.2
+# benchmarks/results/sample_efficiency.md. STUDY_ARGS picks envs, seeds and budget; the default is the
+# measured study (README, "Sample efficiency"): hours on a 2-core CPU. Add --resume to keep finished envs.
+STUDY_ARGS ?= --envs CartPole-v1 Acrobot-v1 Pendulum-v1 Breakout-MinAtar brax/inverted_pendulum \
+	brax/inverted_double_pendulum --seeds 32 --budget-scale 0.2 --budget Pendulum-v1=200000 \
+	--budget Breakout-MinAtar=100000 --budget brax/inverted_pendulum=100000 \
+	--budget brax/inverted_double_pendulum=50000 --reps 2000
 study: install
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/sample_efficiency.py $(STUDY_ARGS) --out benchmarks/results/
 

@@ -38,7 +38,6 @@ import numpy as np
 
 from purejaxrl_ppo import study_stats as ss
 from purejaxrl_ppo.runner import machine_description
-from purejaxrl_ppo.stats import final_returns
 
 # ----------------------------------------------------------------------------- what is run
 #: Shared by every variant on every environment, so only the policy update differs.
@@ -71,6 +70,10 @@ _CLASSIC_PPO = dict(update_epochs=4, num_minibatches=4, learning_rate=2.5e-4)
 _CONTINUOUS = dict(num_envs=8, num_steps=256, gamma=0.99, gae_lambda=0.95)
 _CONTINUOUS_PPO = dict(update_epochs=10, num_minibatches=32, learning_rate=3e-4)  # the PPO paper's MuJoCo values
 
+_BRAX = dict(num_envs=32, num_steps=32, gamma=0.97, gae_lambda=0.95, normalize_observations=True)
+_BRAX_PPO = dict(update_epochs=4, num_minibatches=8, learning_rate=3e-4)
+_BRAX_TRPO = dict(critic_minibatches=8)
+
 ENV_SPECS: dict[str, EnvSpec] = {
     "CartPole-v1": EnvSpec("CartPole-v1", 500_000, 21.92, 500.0, "maximum return (500-step limit)",
                            _CLASSIC, _CLASSIC_PPO),
@@ -79,14 +82,16 @@ ENV_SPECS: dict[str, EnvSpec] = {
     "Pendulum-v1": EnvSpec("Pendulum-v1", 1_000_000, -1208.29, 0.0, "upper bound of the return (reward ≤ 0)",
                            {**_CONTINUOUS, "gamma": 0.95}, {**_CONTINUOUS_PPO, "learning_rate": 1e-3}),
     "Breakout-MinAtar": EnvSpec("Breakout-MinAtar", 5_000_000, 0.37, 30.0, "chosen reference (no standard one)",
-                                dict(num_envs=64, num_steps=128, gamma=0.99, gae_lambda=0.95),
-                                dict(update_epochs=4, num_minibatches=8, learning_rate=1e-3)),
-    # Enabled once `make_env("brax/...")` exists (another branch adds Brax environments).
+                                # 16 envs x 128 steps: 48 updates in 1e5 steps (the CPU study's budget)
+                                dict(num_envs=16, num_steps=128, gamma=0.99, gae_lambda=0.95),
+                                dict(update_epochs=4, num_minibatches=4, learning_rate=1e-3)),
+    # Brax: the balancing tasks' regime of `purejaxrl_ppo.presets.brax_preset` (short unrolls over
+    # 32 envs, observation normalisation, γ 0.97), shared by every variant.
     "brax/inverted_pendulum": EnvSpec("brax/inverted_pendulum", 1_000_000, None, 1000.0,
-                                      "maximum return (1 per step, 1000 steps)", _CONTINUOUS, _CONTINUOUS_PPO),
+                                      "maximum return (1 per step, 1000 steps)", _BRAX, _BRAX_PPO, _BRAX_TRPO),
     "brax/inverted_double_pendulum": EnvSpec("brax/inverted_double_pendulum", 1_000_000, None, 9100.0,
                                              "Gym's reward_threshold for InvertedDoublePendulum",
-                                             _CONTINUOUS, _CONTINUOUS_PPO),
+                                             _BRAX, _BRAX_PPO, _BRAX_TRPO),
 }
 
 #: Normalised score a learning curve must reach for "steps to threshold".
@@ -195,7 +200,7 @@ def analyse(curves: dict[str, dict[str, Any]], reps: int = 2000) -> dict[str, An
     variants = [v for v in VARIANTS if all(v in curves[e]["returns"] for e in envs)]
     norm = {e: {v: ss.normalize_scores(curves[e]["returns"][v], *curves[e]["normalisation"]) for v in variants}
             for e in envs}
-    final = {v: np.stack([final_returns(norm[e][v]) for e in envs], axis=1) for v in variants}  # [runs, tasks]
+    final = {v: np.stack([ss.final_scores(norm[e][v]) for e in envs], axis=1) for v in variants}  # [runs, tasks]
     auc = {v: np.stack([ss.area_under_curve(norm[e][v]) for e in envs], axis=1) for v in variants}
     stats: dict[str, Any] = {"envs": envs, "variants": variants, "reps": reps, "threshold": THRESHOLD}
     for name, scores in (("final", final), ("auc", auc)):
@@ -372,7 +377,9 @@ def write_report(stats: dict[str, Any], run_info: dict[str, Any], curves: dict[s
         "critic settings of its environment; only the policy update differs. No entropy bonus (as in the "
         "paper's Section 6.1 comparison) and no value-function clipping (not part of the paper's objectives). PPO variants share epochs, "
         "minibatches and the (linearly annealed) Adam learning rate; TRPO uses its defaults "
-        "(CG 10 iterations, damping 0.1, backtracking line search, Adam critic 1e-3 × 5 epochs).",
+        "(CG 10 iterations, damping 0.1, backtracking line search, Adam critic 1e-3 × 5 epochs). "
+        "Brax tasks add running observation normalisation, use γ 0.97 and fit TRPO's critic in 8 minibatches "
+        "(`brax_preset`'s balancing regime).",
         "",
         "| env | env steps / seed | updates | rollout (envs × steps) | random score (→0) | reference (→1) |",
         "|---|---|---|---|---|---|",
@@ -387,10 +394,11 @@ def write_report(stats: dict[str, Any], run_info: dict[str, Any], curves: dict[s
     lines += [
         "",
         "**Definitions.** Normalised score = (return − random) / (reference − random), the random score being "
-        "the mean return of the uniform-random policy over 1000 episodes. *Final score*: normalised mean "
-        "return of the episodes ending in the last 10 updates. *AUC*: mean normalised learning curve over all "
-        "updates (per-update mean return of the episodes ending in that rollout, forward-filled where none "
-        f"ended). *Steps to threshold*: env steps when the 10-update running mean first reaches {THRESHOLD} "
+        "the mean return of the uniform-random policy over 1000 episodes (100, measured at run time, for the "
+        "Brax tasks). *Learning curve*: per-update mean return of the episodes ending in that rollout, "
+        "forward-filled where none ended (a 1000-step Brax episode spans ~31 updates). *Final score*: mean "
+        "normalised learning curve over the last 10 updates. *AUC*: the same over all updates. "
+        f"*Steps to threshold*: env steps when the 10-update running mean first reaches {THRESHOLD} "
         "normalised (median over the seeds that reached it, and how many did). IQM = interquartile mean over "
         "all runs of all environments; CIs are 95% stratified-bootstrap intervals "
         f"({stats['reps']} resamples, rliable).",

@@ -2,7 +2,11 @@
 
 With jax 0.10.2 some vmapped training programs hang forever on the CPU backend
 (0% CPU, every thread waiting). Disabling the concurrency-optimised scheduler
-removed the hang in every try. XLA reads ``XLA_FLAGS`` once, when the backend
+removed the hang in every try at up to 64 seeds, but not at 256; the root cause
+was two batched LAPACK QR kernels (orthogonal initialisation under ``vmap``)
+waiting on each other in XLA's thread pool, which
+:func:`purejaxrl_ppo.networks.one_key_at_a_time` avoids. The flag stays as a
+second guard. XLA reads ``XLA_FLAGS`` once, when the backend
 client is created, so the flag must be in the environment before the first
 computation; importing :mod:`purejaxrl_ppo` does this.
 

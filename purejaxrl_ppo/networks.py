@@ -27,6 +27,32 @@ from purejaxrl_ppo.envs.base import ActionSpace
 Params = Any
 DistParams = dict[str, jax.Array]
 
+
+def one_key_at_a_time(fn: Callable[[jax.Array], Any]) -> Callable[[jax.Array], Any]:
+    """``fn(key)`` that, under ``vmap`` over keys, runs as a ``lax.map`` (one key per iteration).
+
+    Orthogonal initialisation is a QR decomposition; vmapped over many seeds,
+    jaxlib's CPU LAPACK kernel (``orgqr``) splits the batch over XLA's thread
+    pool, and with jax 0.10.2 two such kernels running at once deadlocked
+    (measured: the 256-seed CartPole PPO program hung at 0% CPU with both pool
+    threads in ``ParallelBatchMap`` waiting on each other, XLA:CPU workaround
+    flag set). One QR per iteration never takes that path. It costs only the
+    initialisation's time and gives the same values: each matrix is factorised
+    by the same LAPACK routine either way.
+    """
+    wrapped = jax.custom_batching.custom_vmap(fn)
+
+    @wrapped.def_vmap
+    def _rule(axis_size: int, in_batched: Sequence[bool], key: jax.Array):
+        del axis_size
+        if not in_batched[0]:
+            out = wrapped(key)
+            return out, jax.tree_util.tree_map(lambda _: False, out)
+        out = jax.lax.map(wrapped, key)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return wrapped
+
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": nn.tanh,
     "relu": nn.relu,
@@ -168,7 +194,14 @@ class ActorCritic:
         return Critic(self.hidden_sizes, self.activation, len(self.observation_shape))
 
     def init(self, key: jax.Array) -> Params:
-        """Fresh parameters ``{"actor": ..., "critic": ...}``."""
+        """Fresh parameters ``{"actor": ..., "critic": ...}``.
+
+        Under ``vmap`` the seeds are initialised one after another (see
+        :func:`one_key_at_a_time`), with the same values as a batched call.
+        """
+        return one_key_at_a_time(self._init)(key)
+
+    def _init(self, key: jax.Array) -> Params:
         actor_key, critic_key = jax.random.split(key)
         obs = jnp.zeros(self.observation_shape, jnp.float32)
         return {"actor": self.actor.init(actor_key, obs), "critic": self.critic.init(critic_key, obs)}

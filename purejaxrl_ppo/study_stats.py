@@ -10,11 +10,14 @@ library does the bootstrap; this module fixes the definitions:
 * **Normalised score** of a return ``R`` on an environment with range
   ``(low, high)``: ``(R - low) / (high - low)``: 0 is the random policy, 1 the
   reference score (see ``benchmarks/sample_efficiency.py`` for the table).
-* **Final score**: mean episode return over the last ``FINAL_RETURN_WINDOW``
-  updates (:func:`purejaxrl_ppo.stats.final_returns`), normalised.
 * **Learning curve**: the per-update mean return of the episodes that ended in
   that update's rollout, forward-filled over updates where none ended (leading
   updates before the first episode ended stay NaN).
+* **Final score**: the mean of the normalised learning curve over the last
+  ``FINAL_RETURN_WINDOW`` updates (:func:`final_scores`). Forward filling
+  matters where episodes outlast the window: on Brax's 1000-step tasks with
+  32-step rollouts a policy that never falls ends one episode per ~31 updates,
+  and a mean over finished episodes only would make its final score NaN.
 * **AUC**: the mean of the normalised learning curve over all updates (NaN
   leading updates ignored): 1 means the reference score from the first update on.
 * **Steps to threshold**: the env steps at the first update where the running
@@ -32,6 +35,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
+from purejaxrl_ppo.stats import final_returns
 from purejaxrl_ppo.stats import iqm  # noqa: F401  (re-exported: the study's point IQM, NaNs dropped)
 
 #: Updates in the running mean that must reach the threshold (:func:`steps_to_threshold`).
@@ -62,6 +66,11 @@ def forward_fill(curves: np.ndarray) -> np.ndarray:
     filled = np.take_along_axis(x, idx, axis=-1)
     first_finite = np.maximum.accumulate(~np.isnan(x), axis=-1)
     return np.where(first_finite, filled, np.nan)
+
+
+def final_scores(curves: np.ndarray) -> np.ndarray:
+    """Final score per run: mean of the forward-filled curves ``[..., updates]`` over the last updates -> ``[...]``."""
+    return final_returns(forward_fill(curves))
 
 
 def area_under_curve(curves: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from purejaxrl_ppo import study_stats as ss
+from purejaxrl_ppo.stats import final_returns
 
 
 def test_normalize_scores_maps_random_to_0_and_reference_to_1():
@@ -29,6 +30,19 @@ def test_forward_fill_and_auc():
     assert auc[1] == 0.0 and np.isnan(auc[2])
     # a linear ramp 0 -> 1 over 101 updates has AUC 0.5
     assert ss.area_under_curve(np.linspace(0, 1, 101)) == pytest.approx(0.5)
+
+
+def test_final_score_carries_the_last_finished_episode_into_the_window():
+    # 15 updates; the window is the last 10. Run 0 finished its last episode before the window (a long
+    # episode still running), run 1 has one episode inside it, run 2 never finished one.
+    curves = np.full((3, 15), np.nan)
+    curves[0, 2] = 0.9
+    curves[1, 3], curves[1, 12] = 0.2, 0.6
+    final = ss.final_scores(curves)
+    assert final[0] == pytest.approx(0.9)
+    assert final[1] == pytest.approx((7 * 0.2 + 3 * 0.6) / 10)  # 0.2 carried over updates 5-11, 0.6 over 12-14
+    assert np.isnan(final[2])
+    assert np.isnan(final_returns(curves)[0])  # the plain mean over finished episodes has nothing there
 
 
 def test_running_mean_and_steps_to_threshold():

@@ -38,3 +38,53 @@ def test_import_sets_the_flag_before_the_backend_starts():
 def test_warns_when_imported_after_the_cpu_backend_started():
     flags, stderr = _flags_after_import(None, "import jax; jax.numpy.zeros(1).block_until_ready()\nimport purejaxrl_ppo")
     assert "cannot take effect" in stderr
+
+
+# ------------------------------------------------------------------ batched QR deadlock (jaxlib 0.10.2)
+def test_vmapped_init_factorises_one_matrix_at_a_time_with_the_same_values():
+    import jax
+    import numpy as np
+
+    import purejaxrl_ppo as pjp
+    from purejaxrl_ppo.envs import make_env
+    from purejaxrl_ppo.networks import make_network
+
+    config = pjp.PPOConfig(env_name="CartPole-v1")
+    env = make_env(config.env_name)
+    network = make_network(config, env.action_space, env.observation_shape)
+    keys = jax.random.split(jax.random.PRNGKey(3), 5)
+
+    jaxpr = jax.make_jaxpr(jax.vmap(network.init))(keys)
+    qr_shapes = []
+
+    def visit(jaxpr):
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name in ("geqrf", "householder_product", "qr"):
+                qr_shapes.append(eqn.invars[0].aval.shape)
+            for sub in jax.core.jaxprs_in_params(eqn.params):
+                visit(sub)
+
+    visit(jaxpr.jaxpr)
+    assert qr_shapes, "no QR found: orthogonal initialisation changed?"
+    assert all(len(shape) == 2 for shape in qr_shapes), qr_shapes  # unbatched: no [seeds, m, n] QR
+
+    batched = jax.jit(jax.vmap(network.init))(keys)
+    for i in range(len(keys)):
+        one = jax.jit(network.init)(keys[i])
+        jax.tree_util.tree_map(lambda b, o: np.testing.assert_array_equal(b[i], o), batched, one)
+
+
+_MANY_SEEDS = """
+import jax, purejaxrl_ppo as pjp
+config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=4, num_steps=128, total_timesteps=512)
+keys = jax.random.split(jax.random.PRNGKey(0), 256)
+jax.block_until_ready(jax.jit(jax.vmap(pjp.make_train(config)))(keys).metrics)
+print("finished")
+"""
+
+
+def test_256_seed_program_finishes():
+    # Before initialisation ran one QR at a time, this program hung at 0% CPU on every try (2 cores).
+    proc = subprocess.run([sys.executable, "-c", _MANY_SEEDS], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().endswith("finished")
