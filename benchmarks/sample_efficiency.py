@@ -37,6 +37,7 @@ import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax run
 import numpy as np
 
 from purejaxrl_ppo import study_stats as ss
+from purejaxrl_ppo.presets import brax_preset
 from purejaxrl_ppo.runner import machine_description
 
 # ----------------------------------------------------------------------------- what is run
@@ -70,9 +71,16 @@ _CLASSIC_PPO = dict(update_epochs=4, num_minibatches=4, learning_rate=2.5e-4)
 _CONTINUOUS = dict(num_envs=8, num_steps=256, gamma=0.99, gae_lambda=0.95)
 _CONTINUOUS_PPO = dict(update_epochs=10, num_minibatches=32, learning_rate=3e-4)  # the PPO paper's MuJoCo values
 
-_BRAX = dict(num_envs=32, num_steps=32, gamma=0.97, gae_lambda=0.95, normalize_observations=True)
-_BRAX_PPO = dict(update_epochs=4, num_minibatches=8, learning_rate=3e-4)
-_BRAX_TRPO = dict(critic_minibatches=8)
+
+def _brax(algo: str, env_name: str) -> dict[str, Any]:
+    """``presets.brax_preset(algo, env_name)`` less the fields the study sets: budget and swept δ."""
+    return {k: v for k, v in brax_preset(algo, env_name).items() if k not in ("total_timesteps", "max_kl")}
+
+
+def _brax_spec(name: str, reference: float, note: str) -> EnvSpec:
+    """A Brax task run in the library's preset regime (random score measured at run time)."""
+    return EnvSpec(name, 1_000_000, None, reference, note, {}, _brax("ppo", name), _brax("trpo", name))
+
 
 ENV_SPECS: dict[str, EnvSpec] = {
     "CartPole-v1": EnvSpec("CartPole-v1", 500_000, 21.92, 500.0, "maximum return (500-step limit)",
@@ -85,13 +93,12 @@ ENV_SPECS: dict[str, EnvSpec] = {
                                 # 16 envs x 128 steps: 48 updates in 1e5 steps (the CPU study's budget)
                                 dict(num_envs=16, num_steps=128, gamma=0.99, gae_lambda=0.95),
                                 dict(update_epochs=4, num_minibatches=4, learning_rate=1e-3)),
-    # Brax: the balancing tasks' regime of `purejaxrl_ppo.presets.brax_preset` (short unrolls over
+    # Brax: the balancing tasks' preset (`purejaxrl_ppo.presets.brax_preset`: short unrolls over
     # 32 envs, observation normalisation, γ 0.97), shared by every variant.
-    "brax/inverted_pendulum": EnvSpec("brax/inverted_pendulum", 1_000_000, None, 1000.0,
-                                      "maximum return (1 per step, 1000 steps)", _BRAX, _BRAX_PPO, _BRAX_TRPO),
-    "brax/inverted_double_pendulum": EnvSpec("brax/inverted_double_pendulum", 1_000_000, None, 9100.0,
-                                             "Gym's reward_threshold for InvertedDoublePendulum",
-                                             _BRAX, _BRAX_PPO, _BRAX_TRPO),
+    "brax/inverted_pendulum": _brax_spec("brax/inverted_pendulum", 1000.0,
+                                         "maximum return (1 per step, 1000 steps)"),
+    "brax/inverted_double_pendulum": _brax_spec("brax/inverted_double_pendulum", 9100.0,
+                                                "Gym's reward_threshold for InvertedDoublePendulum"),
 }
 
 #: Normalised score a learning curve must reach for "steps to threshold".

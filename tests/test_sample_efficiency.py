@@ -37,6 +37,19 @@ def test_every_family_builds_a_valid_config_that_differs_only_in_the_update(env)
     assert isinstance(configs[4], pjp.TRPOConfig)
 
 
+@pytest.mark.parametrize("env", ["brax/inverted_pendulum", "brax/inverted_double_pendulum"])
+def test_brax_tasks_run_the_library_preset_but_for_budget_and_swept_values(env):
+    from purejaxrl_ppo.presets import brax_preset
+
+    spec = se.ENV_SPECS[env]
+    for family in se.FAMILIES:
+        config = se.make_config(spec, family, 50_000)
+        preset = brax_preset(family.algo, env)
+        expected = {k: v for k, v in preset.items() if k not in ("total_timesteps", family.field)}
+        assert {k: getattr(config, k) for k in expected} == expected, family.key
+        assert config.total_timesteps <= 50_000 < preset["total_timesteps"]
+
+
 def synthetic_curves(rng, n_seeds, n_updates, level):
     """Rising noisy curves towards ``level`` with the first two updates missing (no episode ended)."""
     ramp = np.linspace(0.0, 1.0, n_updates) * level
