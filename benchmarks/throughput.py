@@ -82,22 +82,29 @@ def _timed(fn, *args):
 
 
 def analytic_flops_per_env_step(config) -> float:
-    """Matmul FLOPs (2 per multiply-add) per env step of PPO, counted by hand.
+    """Matmul FLOPs (2 per multiply-add) per env step of the training program, counted by hand.
 
-    Rollout: actor + critic forward per step. GAE bootstrap: one critic forward.
-    Update: epochs x (forward + backward ≈ 3 x forward) of actor and critic.
-    TRPO is counted with its critic epochs and one policy gradient; CG and
-    line-search passes are omitted (a lower bound).
+    Shared: the rollout's actor + critic forward per step and one critic forward for the GAE
+    bootstrap. A backward pass is counted as 2 forwards. PPO: ``update_epochs`` x (forward +
+    backward) of actor and critic. TRPO: the old policy (1 actor forward), the surrogate's
+    gradient (3), ``cg_iters + 1`` Fisher-vector products (a JVP and a VJP, 4 forwards) plus the
+    linearisation (2) on every ``fisher_subsample``-th sample, one line-search trial (1; more
+    trials add 1 each, so this is a lower bound), and ``critic_epochs`` x 3 critic forwards.
     """
+    import numpy as np
+
     from purejaxrl_ppo.envs import make_env
 
     env = make_env(config.env_name)
-    sizes = [int(__import__("numpy").prod(env.observation_shape)), *config.hidden_sizes]
+    sizes = [int(np.prod(env.observation_shape)), *config.hidden_sizes]
     trunk = sum(2 * a * b for a, b in zip(sizes[:-1], sizes[1:]))
     actor = trunk + 2 * sizes[-1] * env.action_space.action_dim
     critic = trunk + 2 * sizes[-1]
-    epochs = getattr(config, "update_epochs", None) or getattr(config, "critic_epochs", 1)
-    return (actor + critic) + critic + epochs * 3 * (actor + critic)
+    rollout = (actor + critic) + critic
+    if hasattr(config, "update_epochs"):
+        return rollout + config.update_epochs * 3 * (actor + critic)
+    fisher = ((config.cg_iters + 1) * 4 + 2) * actor / config.fisher_subsample
+    return rollout + (1 + 3 + 1) * actor + fisher + config.critic_epochs * 3 * critic
 
 
 def run_point(spec: dict) -> dict:
@@ -238,15 +245,15 @@ def ours(algo: str, num_envs: int, num_seeds: int, total: int) -> dict:
 
 
 def capped_timesteps(algo: str, num_envs: int, num_seeds: int, total: int, max_steps_per_call: int | None) -> int:
-    """Env steps per seed for a sweep point: ``total``, or fewer updates so that all
-    seeds together run at most ``max_steps_per_call`` (never fewer than one update)."""
-    if not max_steps_per_call:
-        return total
+    """Env steps per seed for a sweep point, in whole updates: ``total`` rounded down, or fewer
+    updates so that all seeds together run at most ``max_steps_per_call`` (never fewer than one)."""
     import purejaxrl_ppo as pjp
 
     batch = pjp.config_from_dict({"algo": algo, "num_envs": num_envs, "total_timesteps": total}).batch_size
-    updates = max(1, max_steps_per_call // (num_seeds * batch))
-    return min(total, updates * batch)
+    updates = max(1, total // batch)
+    if max_steps_per_call:
+        updates = min(updates, max(1, max_steps_per_call // (num_seeds * batch)))
+    return updates * batch
 
 
 def peer_python(name: str) -> str | None:
@@ -274,6 +281,10 @@ def rejax_point(num_seeds: int, total: int) -> dict:
                    "--total-timesteps", str(total)], python=peer_python("rejax"))
 
 
+#: One process per core: no library in an SB3 process may start a thread pool of its own.
+ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+
+
 def sb3_summed(algo: str, num_seeds: int, total: int, procs: int) -> dict:
     """``num_seeds`` SB3 runs, ``procs`` processes at a time (one per core); summed steps/s."""
     python = peer_python("sb3")
@@ -285,7 +296,8 @@ def sb3_summed(algo: str, num_seeds: int, total: int, procs: int) -> dict:
         while pending and len(running) < procs:
             seed = pending.pop(0)
             running.append(subprocess.Popen([python, script, "--algo", algo, "--seed", str(seed),
-                                             "--total-timesteps", str(total)], stdout=subprocess.PIPE, text=True))
+                                             "--total-timesteps", str(total)], stdout=subprocess.PIPE, text=True,
+                                            env={**os.environ, **ONE_THREAD}))
         proc = running.pop(0)
         stdout, _ = proc.communicate()
         lines = [line for line in stdout.splitlines() if line.startswith("{")]
@@ -294,15 +306,27 @@ def sb3_summed(algo: str, num_seeds: int, total: int, procs: int) -> dict:
     wall = time.perf_counter() - start
     if not results:
         return {"error": "every SB3 run failed"}
+    return summarise_sb3(results, procs, wall)
+
+
+def summarise_sb3(runs: list[dict], procs: int, wall: float) -> dict:
+    """One peer point from SB3 runs (``peers/sb3.py`` JSON lines) that ran ``procs`` at a time.
+
+    ``env_steps_per_second`` is steady state, as for ours: each run is timed inside ``learn()``
+    (no interpreter start, imports or final evaluation) and ``min(procs, len(runs))`` of them run
+    at once, so the summed rate is that many times their mean. The wall-clock rate including
+    start-up and evaluation is kept as ``wall_env_steps_per_second``.
+    """
     import numpy as np
 
-    steps = sum(r["env_steps"] for r in results)
-    return {"peer": results[0]["peer"], "num_seeds": num_seeds, "processes": procs, "env_steps": steps,
-            "wall_seconds": wall, "env_steps_per_second": steps / wall,
-            "per_process_env_steps_per_second": float(np.mean([r["env_steps_per_second"] for r in results])),
-            "final_return_median": float(np.median([r["final_return"] for r in results])),
-            "final_return_kind": results[0]["final_return_kind"], "versions": results[0]["versions"],
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+    steps = sum(r["env_steps"] for r in runs)
+    per_process = float(np.mean([r["env_steps_per_second"] for r in runs]))
+    return {"peer": runs[0]["peer"], "num_seeds": len(runs), "processes": procs, "env_steps": steps,
+            "wall_seconds": wall, "env_steps_per_second": min(procs, len(runs)) * per_process,
+            "wall_env_steps_per_second": steps / wall, "per_process_env_steps_per_second": per_process,
+            "final_return_median": float(np.median([r["final_return"] for r in runs])),
+            "final_return_kind": runs[0]["final_return_kind"], "versions": runs[0]["versions"],
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in runs)}
 
 
 def plot(results: dict, path: Path) -> None:
@@ -374,13 +398,25 @@ def _median_sps(points: list[dict], **match) -> float | None:
     return float(np.median(values)) if values else None
 
 
+def _pair_ratio(ours: list[dict], peers: list[dict], peer: str, algo: str, num_seeds: int) -> float | None:
+    """Median over A/B pairs of ours / ``peer`` steady-state steps/s, each pair from one invocation."""
+    import numpy as np
+
+    ratios = []
+    for b in peers:
+        if b.get("peer") == peer and b.get("num_seeds", num_seeds) == num_seeds and "env_steps_per_second" in b:
+            a = _median_sps(ours, algo=algo, num_seeds=num_seeds, ab_pair=b.get("ab_pair"))
+            if a:
+                ratios.append(a / b["env_steps_per_second"])
+    return float(np.median(ratios)) if ratios else None
+
+
 def targets(results: dict) -> dict:
     """Issue 3's targets, from the measured points (None where a point is missing)."""
     ours, peers = results["ours"], results["peers"]
     out: dict = {}
     for seeds in (16, 64):
-        a, b = _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds), _median_sps(peers, peer="rejax PPO", num_seeds=seeds)
-        out[f"ppo_over_rejax_{seeds}_seeds (target >= 1.2)"] = a / b if a and b else None
+        out[f"ppo_over_rejax_{seeds}_seeds (target >= 1.2)"] = _pair_ratio(ours, peers, "rejax PPO", "ppo", seeds)
     for point in peers:
         if point.get("peer") == "rejax PPO" and "final_return_median" in point:
             mine = [p["final_return_median"] for p in ours if p.get("ab_pair") == point.get("ab_pair")
@@ -391,8 +427,11 @@ def targets(results: dict) -> dict:
         a, b = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=seeds), _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds)
         if a and b:
             out[f"trpo_over_ppo_{seeds}_seeds (target >= 0.8)"] = a / b
-    a, b = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=64), _median_sps(peers, peer="sb3-contrib TRPO")
-    out["trpo_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = a / b if a and b else None
+    # SB3 runs one seed per process: ours at 64 seeds against the summed processes (any SB3 seed count).
+    out["trpo_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = _pair_ratio(
+        ours, [{**p, "num_seeds": 64} for p in peers], "sb3-contrib TRPO", "trpo", 64)
+    out["ppo_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(
+        ours, [{**p, "num_seeds": 64} for p in peers], "Stable-Baselines3 PPO", "ppo", 64)
     compile_s = [p["compile_seconds"] for p in ours if p.get("algo") == "ppo" and "compile_seconds" in p]
     out["ppo_compile_seconds_max (target <= 5)"] = max(compile_s) if compile_s else None
     peak = results["matmul_peak_flops_per_second"]["1024^3"]
@@ -455,8 +494,9 @@ def main(argv: list[str] | None = None) -> None:
             for seeds in args.seeds:
                 total = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, args.max_steps_per_call)
                 point = ours(algo, num_envs, seeds, total)
+                full = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, None)
                 point.update(algo=algo, num_envs=num_envs, num_seeds=seeds, total_timesteps=total,
-                             steps_capped=total < args.total_timesteps)
+                             steps_capped=total < full)
                 results["ours"].append(point)
                 print(json.dumps(point), flush=True)
                 save_partial(results, args.out)
