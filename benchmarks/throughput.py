@@ -398,16 +398,22 @@ def _median_sps(points: list[dict], **match) -> float | None:
     return float(np.median(values)) if values else None
 
 
-def _pair_ratio(ours: list[dict], peers: list[dict], peer: str, algo: str, num_seeds: int) -> float | None:
-    """Median over A/B pairs of ours / ``peer`` steady-state steps/s, each pair from one invocation."""
+def _pair_ratio(
+    ours: list[dict], peers: list[dict], peer: str, algo: str, num_seeds: int, peer_seeds: bool = True
+) -> float | None:
+    """Median over A/B pairs of ours at ``num_seeds`` / ``peer`` steady-state steps/s, each pair from one
+    invocation. ``peer_seeds=False`` pairs a peer point of any seed count (SB3: one seed per process, summed)."""
     import numpy as np
 
     ratios = []
     for b in peers:
-        if b.get("peer") == peer and b.get("num_seeds", num_seeds) == num_seeds and "env_steps_per_second" in b:
-            a = _median_sps(ours, algo=algo, num_seeds=num_seeds, ab_pair=b.get("ab_pair"))
-            if a:
-                ratios.append(a / b["env_steps_per_second"])
+        if b.get("peer") != peer or "env_steps_per_second" not in b:
+            continue
+        if peer_seeds and b.get("num_seeds") != num_seeds:
+            continue
+        a = _median_sps(ours, algo=algo, num_seeds=num_seeds, ab_pair=b.get("ab_pair"))
+        if a:
+            ratios.append(a / b["env_steps_per_second"])
     return float(np.median(ratios)) if ratios else None
 
 
@@ -427,11 +433,10 @@ def targets(results: dict) -> dict:
         a, b = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=seeds), _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds)
         if a and b:
             out[f"trpo_over_ppo_{seeds}_seeds (target >= 0.8)"] = a / b
-    # SB3 runs one seed per process: ours at 64 seeds against the summed processes (any SB3 seed count).
+    # SB3 runs one seed per process: ours at 64 seeds against the summed processes.
     out["trpo_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = _pair_ratio(
-        ours, [{**p, "num_seeds": 64} for p in peers], "sb3-contrib TRPO", "trpo", 64)
-    out["ppo_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(
-        ours, [{**p, "num_seeds": 64} for p in peers], "Stable-Baselines3 PPO", "ppo", 64)
+        ours, peers, "sb3-contrib TRPO", "trpo", 64, peer_seeds=False)
+    out["ppo_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(ours, peers, "Stable-Baselines3 PPO", "ppo", 64, peer_seeds=False)
     compile_s = [p["compile_seconds"] for p in ours if p.get("algo") == "ppo" and "compile_seconds" in p]
     out["ppo_compile_seconds_max (target <= 5)"] = max(compile_s) if compile_s else None
     peak = results["matmul_peak_flops_per_second"]["1024^3"]
