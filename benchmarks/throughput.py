@@ -121,10 +121,27 @@ def run_point(spec: dict) -> dict:
                                    "total_timesteps": spec["total_timesteps"]})
     n = spec["num_seeds"]
     keys = jax.random.split(jax.random.PRNGKey(0), n)
+    if spec.get("cpu_devices", 1) > 1:  # train_seeds' program: seeds sharded over the CPU devices
+        from purejaxrl_ppo.sharding import seed_layout
+
+        layout = seed_layout(n)
+        assert layout.mesh.devices.size == spec["cpu_devices"], jax.devices()
+
+        def batched(fn):
+            return layout.map(fn)
+
+        place = layout.put
+    else:  # one device: the plain vmapped program
+
+        def batched(fn):
+            return jax.jit(jax.vmap(fn))
+
+        def place(tree):
+            return tree
     steps = n * config.num_updates * config.batch_size
     out = {**spec, "num_updates": config.num_updates, "env_steps": steps}
     try:
-        train = jax.jit(jax.vmap(pjp.make_train(config)))
+        train, keys = batched(pjp.make_train(config)), place(keys)
         start, cpu_start = time.perf_counter(), time.process_time()
         compiled = train.lower(keys).compile()
         out["compile_seconds"] = time.perf_counter() - start
@@ -144,7 +161,7 @@ def run_point(spec: dict) -> dict:
         out["final_return_median"] = float(np.nanmedian(finals))
 
         # FLOPs of one vmapped update (the scan body), times the number of updates.
-        states = jax.jit(jax.vmap(lambda k: init_train_state(config, k)))(keys)
+        states = batched(lambda k: init_train_state(config, k))(keys)
         one = jax.jit(jax.vmap(lambda s: train_updates(config, s, 1))).lower(states).compile()
         cost = one.cost_analysis()
         cost = cost[0] if isinstance(cost, (list, tuple)) else cost
@@ -166,7 +183,7 @@ def run_point(spec: dict) -> dict:
                 return runner, traj.reward.sum()
             return jax.lax.scan(body, state.runner, jax.random.split(state.key, config.num_updates))[1]
 
-        roll = jax.jit(jax.vmap(rollouts))
+        roll = batched(rollouts)
         jax.block_until_ready(roll(states))
         out["rollout_only_env_steps_per_second"] = steps / _timed(roll, states)
 
@@ -184,7 +201,7 @@ def run_point(spec: dict) -> dict:
                 return result.state, result.reward.sum()
             return jax.lax.scan(body, env_state, jax.random.split(key, config.num_updates * config.num_steps))[1]
 
-        raw_fn = jax.jit(jax.vmap(raw))
+        raw_fn = batched(raw)
         jax.block_until_ready(raw_fn(keys))
         out["raw_env_steps_per_second"] = steps / _timed(raw_fn, keys)
         out["device_memory"] = _device_memory()
@@ -224,8 +241,10 @@ def matmul_peak() -> dict:
 
 # --------------------------------------------------------------------------- parent: orchestration
 
-def _child(args: list[str], python: str = sys.executable, timeout: float = 1800) -> dict:
+def _child(args: list[str], python: str = sys.executable, timeout: float = 1800, cpu_devices: int = 1) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    if cpu_devices > 1:  # what pjp.use_cpu_devices does, set before the child's jax starts
+        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={cpu_devices}".strip()
     try:
         proc = subprocess.run([python, *args], capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -239,9 +258,9 @@ def _child(args: list[str], python: str = sys.executable, timeout: float = 1800)
     return json.loads(lines[-1])
 
 
-def ours(algo: str, num_envs: int, num_seeds: int, total: int) -> dict:
-    spec = {"algo": algo, "num_envs": num_envs, "num_seeds": num_seeds, "total_timesteps": total}
-    return _child([str(Path(__file__)), "--point", json.dumps(spec)])
+def ours(algo: str, num_envs: int, num_seeds: int, total: int, cpu_devices: int = 1) -> dict:
+    spec = {"algo": algo, "num_envs": num_envs, "num_seeds": num_seeds, "total_timesteps": total, "cpu_devices": cpu_devices}
+    return {**_child([str(Path(__file__)), "--point", json.dumps(spec)], cpu_devices=cpu_devices), "cpu_devices": cpu_devices}
 
 
 def capped_timesteps(algo: str, num_envs: int, num_seeds: int, total: int, max_steps_per_call: int | None) -> int:
@@ -339,7 +358,7 @@ def plot(results: dict, path: Path) -> None:
     series: dict[str, list[tuple[int, float]]] = {}
     for point in results["ours"]:
         if "env_steps_per_second" in point:
-            label = f"ours {point['algo'].upper()} ({point['num_envs']} envs)"
+            label = f"ours {point['algo'].upper()} ({point['num_envs']} envs{_devices_note(point)})"
             series.setdefault(label, []).append((point["num_seeds"], point["env_steps_per_second"]))
     for point in results["peers"]:
         if "env_steps_per_second" in point:
@@ -362,12 +381,18 @@ def plot(results: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def _devices_note(point: dict) -> str:
+    """``", 2 CPU devices"`` for a point sharded over several CPU devices, else nothing."""
+    count = point.get("cpu_devices", 1)
+    return f", {count} CPU devices" if count > 1 else ""
+
+
 def markdown_table(results: dict) -> str:
     peak = results["matmul_peak_flops_per_second"]["1024^3"]
     rows = ["| program | envs | seeds | steps/seed | steps/s (steady) | first call s | rollout-only ceiling | raw-env ceiling | FLOP/s ÷ 1024³ peak | final return (median) |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for p in results["ours"]:
-        name = f"| ours {p['algo'].upper()} | {p['num_envs']} | {p['num_seeds']} | {p.get('total_timesteps', '')}"
+        name = f"| ours {p['algo'].upper()}{_devices_note(p)} | {p['num_envs']} | {p['num_seeds']} | {p.get('total_timesteps', '')}"
         if "error" in p:
             rows.append(f"{name} | {p['error'][:40]} | | | | | |")
             continue
@@ -393,13 +418,15 @@ def markdown_table(results: dict) -> str:
 def _median_sps(points: list[dict], **match) -> float | None:
     import numpy as np
 
-    values = [p["env_steps_per_second"] for p in points
-              if "env_steps_per_second" in p and all(p.get(k) == v for k, v in match.items())]
+    match.setdefault("cpu_devices", 1)
+    values = [p["env_steps_per_second"] for p in points if "env_steps_per_second" in p
+              and all(p.get(k, 1 if k == "cpu_devices" else None) == v for k, v in match.items())]
     return float(np.median(values)) if values else None
 
 
 def _pair_ratio(
-    ours: list[dict], peers: list[dict], peer: str, algo: str, num_seeds: int, peer_seeds: bool = True
+    ours: list[dict], peers: list[dict], peer: str, algo: str, num_seeds: int, peer_seeds: bool = True,
+    cpu_devices: int = 1,
 ) -> float | None:
     """Median over A/B pairs of ours at ``num_seeds`` / ``peer`` steady-state steps/s, each pair from one
     invocation. ``peer_seeds=False`` pairs a peer point of any seed count (SB3: one seed per process, summed)."""
@@ -411,7 +438,7 @@ def _pair_ratio(
             continue
         if peer_seeds and b.get("num_seeds") != num_seeds:
             continue
-        a = _median_sps(ours, algo=algo, num_seeds=num_seeds, ab_pair=b.get("ab_pair"))
+        a = _median_sps(ours, algo=algo, num_seeds=num_seeds, ab_pair=b.get("ab_pair"), cpu_devices=cpu_devices)
         if a:
             ratios.append(a / b["env_steps_per_second"])
     return float(np.median(ratios)) if ratios else None
@@ -426,7 +453,8 @@ def targets(results: dict) -> dict:
     for point in peers:
         if point.get("peer") == "rejax PPO" and "final_return_median" in point:
             mine = [p["final_return_median"] for p in ours if p.get("ab_pair") == point.get("ab_pair")
-                    and p.get("num_seeds") == point["num_seeds"] and "final_return_median" in p]
+                    and p.get("num_seeds") == point["num_seeds"] and "final_return_median" in p
+                    and p.get("cpu_devices", 1) == 1]
             if mine:
                 out[f"final_return_ours_vs_rejax_{point['num_seeds']}_seeds (target within 2%)"] = [mine[0], point["final_return_median"]]
     for seeds in sorted({p["num_seeds"] for p in ours}):
@@ -437,6 +465,22 @@ def targets(results: dict) -> dict:
     out["trpo_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = _pair_ratio(
         ours, peers, "sb3-contrib TRPO", "trpo", 64, peer_seeds=False)
     out["ppo_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(ours, peers, "Stable-Baselines3 PPO", "ppo", 64, peer_seeds=False)
+    # Several CPU devices (--cpu-devices): the same targets for ours sharded over them (one device per core,
+    # as SB3 gets one process per core).
+    for count in sorted({p.get("cpu_devices", 1) for p in ours} - {1}):
+        tag = f"_{count}_cpu_devices"
+        for seeds in (16, 64):
+            out[f"ppo{tag}_over_rejax_{seeds}_seeds (target >= 1.2)"] = _pair_ratio(
+                ours, peers, "rejax PPO", "ppo", seeds, cpu_devices=count)
+        out[f"trpo{tag}_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = _pair_ratio(
+            ours, peers, "sb3-contrib TRPO", "trpo", 64, peer_seeds=False, cpu_devices=count)
+        out[f"ppo{tag}_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(
+            ours, peers, "Stable-Baselines3 PPO", "ppo", 64, peer_seeds=False, cpu_devices=count)
+        for seeds in sorted({p["num_seeds"] for p in ours}):
+            a = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=seeds, cpu_devices=count)
+            b = _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds, cpu_devices=count)
+            if a and b:
+                out[f"trpo_over_ppo{tag}_{seeds}_seeds (target >= 0.8)"] = a / b
     compile_s = [p["compile_seconds"] for p in ours if p.get("algo") == "ppo" and "compile_seconds" in p]
     out["ppo_compile_seconds_max (target <= 5)"] = max(compile_s) if compile_s else None
     peak = results["matmul_peak_flops_per_second"]["1024^3"]
@@ -455,8 +499,12 @@ def save_partial(results: dict, out: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["ppo", "trpo"], choices=["ppo", "trpo"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 16, 64, 256, 1024, 4096],
-                        help="num_seeds sweep (a point that runs out of memory is reported and the sweep goes on)")
+    parser.add_argument("--seeds", nargs="*", type=int, default=[1, 16, 64, 256, 1024, 4096],
+                        help="num_seeds sweep (a point that runs out of memory is reported and the sweep goes on; "
+                             "none: only the peer pairs)")
+    parser.add_argument("--cpu-devices", nargs="+", type=int, default=[1],
+                        help="measure ours with the CPU split into each of these numbers of XLA devices "
+                             "(pjp.use_cpu_devices; the seeds sharded over them as train_seeds does)")
     parser.add_argument("--num-envs", nargs="+", type=int, default=[4], help="num_envs sweep (rollout size = num_envs x 128)")
     parser.add_argument("--total-timesteps", type=int, default=500_000, help="env steps per seed (ours and rejax)")
     parser.add_argument("--max-steps-per-call", type=int, default=None,
@@ -497,14 +545,15 @@ def main(argv: list[str] | None = None) -> None:
     for algo in args.algos:
         for num_envs in args.num_envs:
             for seeds in args.seeds:
-                total = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, args.max_steps_per_call)
-                point = ours(algo, num_envs, seeds, total)
-                full = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, None)
-                point.update(algo=algo, num_envs=num_envs, num_seeds=seeds, total_timesteps=total,
-                             steps_capped=total < full)
-                results["ours"].append(point)
-                print(json.dumps(point), flush=True)
-                save_partial(results, args.out)
+                for cpu_devices in args.cpu_devices:
+                    total = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, args.max_steps_per_call)
+                    point = ours(algo, num_envs, seeds, total, cpu_devices)
+                    full = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, None)
+                    point.update(algo=algo, num_envs=num_envs, num_seeds=seeds, total_timesteps=total,
+                                 steps_capped=total < full)
+                    results["ours"].append(point)
+                    print(json.dumps(point), flush=True)
+                    save_partial(results, args.out)
 
     wanted = {"rejax": "rejax", "sb3-ppo": "sb3", "sb3-trpo": "sb3"}
     for peer in args.peers:
@@ -518,23 +567,27 @@ def main(argv: list[str] | None = None) -> None:
         for repeat in range(args.repeats):  # A B A B: ours then the peer, twice
             if peer == "rejax":
                 for seeds in args.peer_seeds:
-                    a = ours("ppo", 4, seeds, args.total_timesteps)
-                    a.update(algo="ppo", num_envs=4, num_seeds=seeds, ab_pair=f"rejax/{repeat}")
+                    for cpu_devices in args.cpu_devices:
+                        a = ours("ppo", 4, seeds, args.total_timesteps, cpu_devices)
+                        a.update(algo="ppo", num_envs=4, num_seeds=seeds, ab_pair=f"rejax/{repeat}")
+                        results["ours"].append(a)
+                        print(json.dumps(a), flush=True)
                     b = rejax_point(seeds, args.total_timesteps)
                     b.update(ab_pair=f"rejax/{repeat}")
-                    results["ours"].append(a)
                     results["peers"].append(b)
-                    print(json.dumps(a), "\n", json.dumps(b), flush=True)
+                    print(json.dumps(b), flush=True)
                     save_partial(results, args.out)
             else:
                 algo = peer.split("-")[1]
-                a = ours(algo, 4, 64, args.total_timesteps)
-                a.update(algo=algo, num_envs=4, num_seeds=64, ab_pair=f"{peer}/{repeat}")
+                for cpu_devices in args.cpu_devices:
+                    a = ours(algo, 4, 64, args.total_timesteps, cpu_devices)
+                    a.update(algo=algo, num_envs=4, num_seeds=64, ab_pair=f"{peer}/{repeat}")
+                    results["ours"].append(a)
+                    print(json.dumps(a), flush=True)
                 b = sb3_summed(algo, args.sb3_seeds, args.sb3_timesteps, os.cpu_count() or 1)
                 b.update(ab_pair=f"{peer}/{repeat}")
-                results["ours"].append(a)
                 results["peers"].append(b)
-                print(json.dumps(a), "\n", json.dumps(b), flush=True)
+                print(json.dumps(b), flush=True)
                 save_partial(results, args.out)
 
     results["targets"] = targets(results)

@@ -8,9 +8,11 @@ Importing the package appends the XLA:CPU deadlock workaround to ``XLA_FLAGS``
 (see :mod:`purejaxrl_ppo._xla`; import it before running any jax computation)
 and switches jax's CPU threefry lowering to the unrolled form, which compiles
 faster and gives identical random numbers (see :mod:`purejaxrl_ppo._prng`).
+Importing it runs no jax computation, so :func:`use_cpu_devices` (one XLA
+device per CPU core) may follow the import.
 """
 
-from purejaxrl_ppo._xla import apply_cpu_deadlock_workaround
+from purejaxrl_ppo._xla import apply_cpu_deadlock_workaround, use_cpu_devices
 
 apply_cpu_deadlock_workaround()
 
@@ -93,6 +95,7 @@ __all__ = [
     "sweep",
     "train_durable",
     "train_seeds",
+    "use_cpu_devices",
     "train_seeds_chunked",
     "train_updates",
     "update_stats",

@@ -44,6 +44,7 @@ updates, :func:`purejaxrl_ppo.runner.train_seeds_chunked`) can keep a batch of
 from __future__ import annotations
 
 import dataclasses
+import functools
 import warnings
 from typing import Any, Callable, Sequence
 
@@ -227,6 +228,24 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
 
 
+def _mapped_train(config: BaseConfig, layout: SeedLayout) -> Callable[[Any], TrainOutput]:
+    """The jitted training program for ``config`` over ``layout``, built once per (config, layout).
+
+    A fresh ``jax.jit`` per call would trace and compile again every time (``make_train``
+    returns a new closure), so a second ``train_seeds`` call with the same arguments would
+    pay the full compile. Configs holding unhashable values are not cached.
+    """
+    try:
+        return _cached_mapped_train(config, layout)
+    except TypeError:  # unhashable config leaf: build it uncached
+        return layout.map(make_train(config))
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_mapped_train(config: BaseConfig, layout: SeedLayout) -> Callable[[Any], TrainOutput]:
+    return layout.map(make_train(config))
+
+
 def train_seeds(
     config: BaseConfig,
     num_seeds: int,
@@ -251,11 +270,10 @@ def train_seeds(
     of that block's keys (see the module docstring).
     """
     layout = seed_layout(num_seeds, devices, seeds_per_batch)
-    train = make_train(config)
     keys = jax.random.split(key, layout.num_seeds)
     while True:
         try:
-            out = layout.map(train)(layout.put(keys))
+            out = _mapped_train(config, layout)(layout.put(keys))
             jax.block_until_ready(out)
             return layout.take(out)
         except Exception as error:  # XLA raises its own runtime error type

@@ -22,7 +22,8 @@ def run_cli(*args, timeout=300):
 def test_train_writes_metrics_summary_and_plot(tmp_path: Path, algo: str):
     out = tmp_path / "run"
     extra = ["--num-minibatches", "2"] if algo == "ppo" else ["--critic-minibatches", "2"]
-    proc = run_cli("train", "--algo", algo, "--env", "CartPole-v1", "--num-seeds", "3", "--out", str(out), *TINY, *extra)
+    proc = run_cli("train", "--algo", algo, "--env", "CartPole-v1", "--num-seeds", "3", "--out", str(out), *TINY, *extra,
+                   "--cpu-devices", "2")  # 3 seeds over 2 CPU devices: padded to 4, the padding dropped
     assert proc.returncode == 0, proc.stderr
     assert "Training summary" in proc.stderr and "median" in proc.stderr and "env-steps/s" in proc.stderr
     summary = json.loads((out / "summary.json").read_text())
@@ -31,6 +32,7 @@ def test_train_writes_metrics_summary_and_plot(tmp_path: Path, algo: str):
     assert summary["compile_seconds"] > 0 and summary["env_steps_per_second"] > 0
     assert summary["command"].startswith(f"python -m purejaxrl_ppo train --algo {algo}")
     assert summary["machine"]["jax_backend"] == "cpu" and len(summary["final_return_per_seed"]) == 3
+    assert summary["machine"]["devices"] == "cpu, cpu"
     with np.load(out / "metrics.npz") as metrics:
         assert metrics["episode_return"].shape == (3, 8)
         np.testing.assert_array_equal(metrics["env_steps"][0], np.arange(1, 9) * 32)
@@ -56,6 +58,14 @@ def test_bad_flags_give_clear_errors(tmp_path: Path):
     assert not (tmp_path / "x").exists()
 
 
+def test_bad_cpu_devices_is_a_clear_error(tmp_path: Path, capsys):
+    from purejaxrl_ppo.cli import main
+
+    # In this process: the value is refused before anything would touch jax's (already started) backend.
+    assert main(["train", "--cpu-devices", "two", "--out", str(tmp_path / "w"), *TINY]) == 2
+    assert "--cpu-devices" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
 def test_console_script_is_installed():
     scripts = Path(sys.executable).parent
     assert (scripts / "purejaxrl-ppo").exists()
@@ -75,12 +85,6 @@ seed: 5
 chunk_updates: 1       # a checkpoint after every update
 keep_checkpoints: 2
 """
-
-
-def cached_env(tmp_path: Path) -> dict:
-    """Share compiled programs between the test's processes (JAX's persistent cache): same executables, less time."""
-    return {"JAX_COMPILATION_CACHE_DIR": str(tmp_path / "jax-cache"), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "-1"}
 
 
 def run_cli_env(extra_env: dict, *args, timeout=300):
@@ -107,7 +111,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
 
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(TINY_RUN)
-    env = cached_env(tmp_path)
+    env = {}  # the session's compilation cache (conftest) is shared by the three processes
     whole = run_cli_env(env, "train", "--config", str(config_file), "--out", str(tmp_path / "whole"), "--quiet")
     assert whole.returncode == 0, whole.stderr
 

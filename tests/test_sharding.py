@@ -13,6 +13,7 @@ so each check runs in a fresh subprocess (which also appends the package's own
 XLA:CPU workaround flag on import; both flags must survive).
 """
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import textwrap
 from pathlib import Path
 
 import jax
+import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
@@ -163,6 +165,8 @@ def test_shard_seed_axis_rejects_unpadded_batches():
         sharding.seed_mesh([])
 
 
+@pytest.mark.heavy  # ~1 min: make test-all. The default run keeps train_seeds on 4 devices (above), the CLI
+# runner on 2 (tests/test_cli.py) and resume on one device (tests/test_durable.py).
 def test_chunked_runner_and_checkpoints_across_device_counts():
     """The CLI's runner places seeds like train_seeds; checkpoints resume on another device count."""
     result = run_four_devices(script=RUNNER_CHECK)
@@ -181,3 +185,20 @@ def test_seed_layout_pads_to_whole_blocks_and_back():
     assert sharding.seed_layout(4, [jax.devices()[0]]).take(tree) is tree  # nothing padded: as is
     with pytest.raises(ValueError, match="seeds_per_batch"):
         sharding.seed_layout(4, seeds_per_batch=0)
+
+
+def test_second_train_seeds_call_reuses_the_compiled_program(monkeypatch):
+    """Same config and layout: the program is built (traced, compiled) once, and gives the same result."""
+    built = []
+    real_make_train = sharding.make_train
+    monkeypatch.setattr(sharding, "make_train", lambda config: built.append(config) or real_make_train(config))
+    sharding._cached_mapped_train.cache_clear()
+    config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=8, total_timesteps=32, hidden_sizes=(8,),
+                           num_minibatches=2, update_epochs=1)
+    first = pjp.train_seeds(config, 3, jax.random.PRNGKey(1))
+    second = pjp.train_seeds(config, 3, jax.random.PRNGKey(1))
+    assert len(built) == 1
+    for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(second)):
+        np.testing.assert_array_equal(a, b)  # NaN (no episode ended yet) counts as equal
+    pjp.train_seeds(dataclasses.replace(config, learning_rate=1e-3), 3, jax.random.PRNGKey(1))
+    assert len(built) == 2  # another config builds its own program

@@ -88,3 +88,39 @@ def test_256_seed_program_finishes():
     proc = subprocess.run([sys.executable, "-c", _MANY_SEEDS], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip().endswith("finished")
+
+
+_CPU_DEVICES = """
+import os, sys, purejaxrl_ppo as pjp
+import pytest
+with pytest.raises(ValueError, match="positive int"):
+    pjp.use_cpu_devices(0)
+assert pjp.use_cpu_devices(3) == 3
+assert pjp.use_cpu_devices(3) == 3  # asking again for the same count is fine
+with pytest.raises(ValueError, match="already sets"):
+    pjp.use_cpu_devices(2)
+import jax
+assert jax.device_count() == 3, jax.devices()
+with pytest.raises(RuntimeError, match="already started"):
+    os.environ["XLA_FLAGS"] = os.environ["XLA_FLAGS"].replace(" --xla_force_host_platform_device_count=3", "")
+    pjp.use_cpu_devices(2)
+print("FLAGS", os.environ["XLA_FLAGS"])
+"""
+
+
+def test_use_cpu_devices_appends_the_count_before_the_backend_starts():
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_dump_to=/tmp/unused"
+    proc = subprocess.run([sys.executable, "-c", _CPU_DEVICES], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    flags = proc.stdout.strip().splitlines()[-1]
+    assert flags.startswith(f"FLAGS --xla_dump_to=/tmp/unused {CPU_DEADLOCK_FLAG}")  # the user's flags kept, in order
+
+
+def test_auto_is_one_device_per_available_core():
+    code = "import purejaxrl_ppo as pjp, jax; n = pjp.use_cpu_devices('auto'); print(n, jax.device_count())"
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    count, devices = map(int, proc.stdout.split())
+    assert count == devices == len(os.sched_getaffinity(0))

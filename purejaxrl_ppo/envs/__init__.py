@@ -12,19 +12,23 @@ from __future__ import annotations
 
 import functools
 
-import gymnax
 import jax
 
 from purejaxrl_ppo.envs.base import ActionSpace, Env, StepResult
 from purejaxrl_ppo.envs.brax_env import PREFIX as BRAX_PREFIX
 from purejaxrl_ppo.envs.brax_env import BraxEnv, BraxEnvState, brax_env_ids, make_brax_env, parse_brax_name
-from purejaxrl_ppo.envs.gymnax_env import GymnaxEnv
+from purejaxrl_ppo.envs.gymnax_env import GymnaxEnv, import_gymnax
 from purejaxrl_ppo.envs.wrappers import EpisodeStatistics, EpisodeStatisticsState
+
+
+def _gymnax_names() -> tuple[str, ...]:
+    """gymnax's registered ids (gymnax is imported on first use: :func:`~purejaxrl_ppo.envs.gymnax_env.import_gymnax`)."""
+    return tuple(import_gymnax().registered_envs)
 
 
 def registered_env_names() -> tuple[str, ...]:
     """Every environment name :func:`make_env` accepts (Brax names without options)."""
-    return tuple(gymnax.registered_envs) + tuple(BRAX_PREFIX + env_id for env_id in brax_env_ids())
+    return _gymnax_names() + tuple(BRAX_PREFIX + env_id for env_id in brax_env_ids())
 
 
 def is_brax_name(name: str) -> bool:
@@ -36,7 +40,7 @@ def check_env_name(name: str) -> None:
     """Raise ``ValueError`` naming the problem unless :func:`make_env` accepts ``name``."""
     if is_brax_name(name):
         parse_brax_name(name)
-    elif name not in gymnax.registered_envs:
+    elif name not in _gymnax_names():
         raise ValueError(f"unknown environment {name!r}; known: {', '.join(registered_env_names())}")
 
 

@@ -5,17 +5,31 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import gymnax
 import jax
 import jax.numpy as jnp
 import numpy as np
-from gymnax.environments import spaces
 
 from purejaxrl_ppo.envs.base import ActionSpace, StepResult
 
 
+def import_gymnax():
+    """The ``gymnax`` module, imported on first use.
+
+    Importing gymnax runs jax computations (module-level arrays), which would start
+    jax's backend on ``import purejaxrl_ppo`` (too early for
+    :func:`purejaxrl_ppo.use_cpu_devices`) and, if the first import happened inside
+    a ``jit`` trace, would leave tracers in gymnax's globals: hence lazily, and
+    under ``jax.ensure_compile_time_eval``.
+    """
+    with jax.ensure_compile_time_eval():
+        import gymnax
+        import gymnax.environments.spaces  # noqa: F401
+    return gymnax
+
+
 def _action_space(space: Any) -> ActionSpace:
     """Translate a gymnax action space into an :class:`ActionSpace`."""
+    spaces = import_gymnax().environments.spaces
     if isinstance(space, spaces.Discrete):
         return ActionSpace(discrete=True, num_actions=int(space.n))
     if isinstance(space, spaces.Box):
@@ -45,7 +59,7 @@ class GymnaxEnv:
 
     @classmethod
     def make(cls, name: str, **env_kwargs: Any) -> "GymnaxEnv":
-        env, params = gymnax.make(name, **env_kwargs)
+        env, params = import_gymnax().make(name, **env_kwargs)
         obs_shape = tuple(int(s) for s in env.observation_space(params).shape)
         return cls(name, env, params, obs_shape, _action_space(env.action_space(params)))
 
