@@ -110,6 +110,9 @@ def analytic_flops_per_env_step(config) -> float:
 def run_point(spec: dict) -> dict:
     """Measure one (algo, num_envs, num_seeds) point; runs in its own process."""
     import purejaxrl_ppo as pjp  # before jax runs anything: applies the XLA:CPU workaround
+
+    if spec.get("cpu_devices", 1) > 1:  # before the config: building it imports gymnax, which starts jax
+        pjp.use_cpu_devices(spec["cpu_devices"])
     import jax
     import jax.numpy as jnp
 
@@ -241,10 +244,8 @@ def matmul_peak() -> dict:
 
 # --------------------------------------------------------------------------- parent: orchestration
 
-def _child(args: list[str], python: str = sys.executable, timeout: float = 1800, cpu_devices: int = 1) -> dict:
+def _child(args: list[str], python: str = sys.executable, timeout: float = 1800) -> dict:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    if cpu_devices > 1:  # what pjp.use_cpu_devices does, set before the child's jax starts
-        env["XLA_FLAGS"] = f"{env.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={cpu_devices}".strip()
     try:
         proc = subprocess.run([python, *args], capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -260,7 +261,7 @@ def _child(args: list[str], python: str = sys.executable, timeout: float = 1800,
 
 def ours(algo: str, num_envs: int, num_seeds: int, total: int, cpu_devices: int = 1) -> dict:
     spec = {"algo": algo, "num_envs": num_envs, "num_seeds": num_seeds, "total_timesteps": total, "cpu_devices": cpu_devices}
-    return {**_child([str(Path(__file__)), "--point", json.dumps(spec)], cpu_devices=cpu_devices), "cpu_devices": cpu_devices}
+    return {**_child([str(Path(__file__)), "--point", json.dumps(spec)]), "cpu_devices": cpu_devices}
 
 
 def capped_timesteps(algo: str, num_envs: int, num_seeds: int, total: int, max_steps_per_call: int | None) -> int:
@@ -448,8 +449,23 @@ def targets(results: dict) -> dict:
     """Issue 3's targets, from the measured points (None where a point is missing)."""
     ours, peers = results["ours"], results["peers"]
     out: dict = {}
-    for seeds in (16, 64):
-        out[f"ppo_over_rejax_{seeds}_seeds (target >= 1.2)"] = _pair_ratio(ours, peers, "rejax PPO", "ppo", seeds)
+    # Per CPU device count (--cpu-devices; 1 when not given), the untagged names for one device:
+    # several devices are ours with one device per core, as SB3 gets one process per core.
+    for count in sorted({1} | {p.get("cpu_devices", 1) for p in ours}):
+        tag = f"_{count}_cpu_devices" if count > 1 else ""
+        for seeds in (16, 64):
+            out[f"ppo{tag}_over_rejax_{seeds}_seeds (target >= 1.2)"] = _pair_ratio(
+                ours, peers, "rejax PPO", "ppo", seeds, cpu_devices=count)
+        for seeds in sorted({p["num_seeds"] for p in ours}):
+            a = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=seeds, cpu_devices=count)
+            b = _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds, cpu_devices=count)
+            if a and b:
+                out[f"trpo_over_ppo{tag}_{seeds}_seeds (target >= 0.8)"] = a / b
+        # SB3 runs one seed per process: ours at 64 seeds against the summed processes.
+        out[f"trpo{tag}_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = _pair_ratio(
+            ours, peers, "sb3-contrib TRPO", "trpo", 64, peer_seeds=False, cpu_devices=count)
+        out[f"ppo{tag}_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(
+            ours, peers, "Stable-Baselines3 PPO", "ppo", 64, peer_seeds=False, cpu_devices=count)
     for point in peers:
         if point.get("peer") == "rejax PPO" and "final_return_median" in point:
             mine = [p["final_return_median"] for p in ours if p.get("ab_pair") == point.get("ab_pair")
@@ -457,30 +473,6 @@ def targets(results: dict) -> dict:
                     and p.get("cpu_devices", 1) == 1]
             if mine:
                 out[f"final_return_ours_vs_rejax_{point['num_seeds']}_seeds (target within 2%)"] = [mine[0], point["final_return_median"]]
-    for seeds in sorted({p["num_seeds"] for p in ours}):
-        a, b = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=seeds), _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds)
-        if a and b:
-            out[f"trpo_over_ppo_{seeds}_seeds (target >= 0.8)"] = a / b
-    # SB3 runs one seed per process: ours at 64 seeds against the summed processes.
-    out["trpo_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = _pair_ratio(
-        ours, peers, "sb3-contrib TRPO", "trpo", 64, peer_seeds=False)
-    out["ppo_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(ours, peers, "Stable-Baselines3 PPO", "ppo", 64, peer_seeds=False)
-    # Several CPU devices (--cpu-devices): the same targets for ours sharded over them (one device per core,
-    # as SB3 gets one process per core).
-    for count in sorted({p.get("cpu_devices", 1) for p in ours} - {1}):
-        tag = f"_{count}_cpu_devices"
-        for seeds in (16, 64):
-            out[f"ppo{tag}_over_rejax_{seeds}_seeds (target >= 1.2)"] = _pair_ratio(
-                ours, peers, "rejax PPO", "ppo", seeds, cpu_devices=count)
-        out[f"trpo{tag}_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] = _pair_ratio(
-            ours, peers, "sb3-contrib TRPO", "trpo", 64, peer_seeds=False, cpu_devices=count)
-        out[f"ppo{tag}_64_seeds_over_sb3_ppo_summed"] = _pair_ratio(
-            ours, peers, "Stable-Baselines3 PPO", "ppo", 64, peer_seeds=False, cpu_devices=count)
-        for seeds in sorted({p["num_seeds"] for p in ours}):
-            a = _median_sps(ours, algo="trpo", num_envs=4, num_seeds=seeds, cpu_devices=count)
-            b = _median_sps(ours, algo="ppo", num_envs=4, num_seeds=seeds, cpu_devices=count)
-            if a and b:
-                out[f"trpo_over_ppo{tag}_{seeds}_seeds (target >= 0.8)"] = a / b
     compile_s = [p["compile_seconds"] for p in ours if p.get("algo") == "ppo" and "compile_seconds" in p]
     out["ppo_compile_seconds_max (target <= 5)"] = max(compile_s) if compile_s else None
     peak = results["matmul_peak_flops_per_second"]["1024^3"]
@@ -545,10 +537,10 @@ def main(argv: list[str] | None = None) -> None:
     for algo in args.algos:
         for num_envs in args.num_envs:
             for seeds in args.seeds:
+                total = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, args.max_steps_per_call)
+                full = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, None)
                 for cpu_devices in args.cpu_devices:
-                    total = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, args.max_steps_per_call)
                     point = ours(algo, num_envs, seeds, total, cpu_devices)
-                    full = capped_timesteps(algo, num_envs, seeds, args.total_timesteps, None)
                     point.update(algo=algo, num_envs=num_envs, num_seeds=seeds, total_timesteps=total,
                                  steps_capped=total < full)
                     results["ours"].append(point)

@@ -95,9 +95,9 @@ __all__ = [
     "sweep",
     "train_durable",
     "train_seeds",
-    "use_cpu_devices",
     "train_seeds_chunked",
     "train_updates",
     "update_stats",
+    "use_cpu_devices",
     "write_run_file",
 ]

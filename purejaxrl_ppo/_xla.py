@@ -36,7 +36,7 @@ def appended_xla_flags(existing: str | None) -> str:
     return f"{existing} {CPU_DEADLOCK_FLAG}".strip()
 
 
-def _cpu_backend_started_without_flag() -> bool:
+def _cpu_backend_started() -> bool:
     """True if jax already created a CPU client before the flag was set."""
     try:
         from jax._src import xla_bridge  # private, hence the broad guard
@@ -56,7 +56,7 @@ def apply_cpu_deadlock_workaround() -> None:
     after = appended_xla_flags(before)
     if after == (before or "").strip() and before is not None:
         return
-    backend_started = _cpu_backend_started_without_flag()
+    backend_started = _cpu_backend_started()
     os.environ["XLA_FLAGS"] = after
     if backend_started:
         warnings.warn(
@@ -118,7 +118,7 @@ def use_cpu_devices(count: int | str = "auto") -> int:
         if existing != count:
             raise ValueError(f"XLA_FLAGS already sets {CPU_DEVICE_COUNT_FLAG}={existing}; asked for {count}")
         return count
-    if _cpu_backend_started_without_flag():
+    if _cpu_backend_started():
         raise RuntimeError(
             "jax's CPU backend has already started, so the number of CPU devices is fixed for this "
             "process; call use_cpu_devices() right after importing purejaxrl_ppo, before any jax computation "

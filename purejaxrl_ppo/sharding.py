@@ -228,21 +228,14 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return "RESOURCE_EXHAUSTED" in text or "Out of memory" in text or "out of memory" in text
 
 
+@functools.lru_cache(maxsize=16)
 def _mapped_train(config: BaseConfig, layout: SeedLayout) -> Callable[[Any], TrainOutput]:
     """The jitted training program for ``config`` over ``layout``, built once per (config, layout).
 
     A fresh ``jax.jit`` per call would trace and compile again every time (``make_train``
     returns a new closure), so a second ``train_seeds`` call with the same arguments would
-    pay the full compile. Configs holding unhashable values are not cached.
+    pay the full compile. Cached like the runner's programs (``runner._compiled_chunk``).
     """
-    try:
-        return _cached_mapped_train(config, layout)
-    except TypeError:  # unhashable config leaf: build it uncached
-        return layout.map(make_train(config))
-
-
-@functools.lru_cache(maxsize=16)
-def _cached_mapped_train(config: BaseConfig, layout: SeedLayout) -> Callable[[Any], TrainOutput]:
     return layout.map(make_train(config))
 
 

@@ -192,7 +192,7 @@ def test_second_train_seeds_call_reuses_the_compiled_program(monkeypatch):
     built = []
     real_make_train = sharding.make_train
     monkeypatch.setattr(sharding, "make_train", lambda config: built.append(config) or real_make_train(config))
-    sharding._cached_mapped_train.cache_clear()
+    sharding._mapped_train.cache_clear()
     config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=8, total_timesteps=32, hidden_sizes=(8,),
                            num_minibatches=2, update_epochs=1)
     first = pjp.train_seeds(config, 3, jax.random.PRNGKey(1))
