@@ -24,7 +24,7 @@ CHILD = r"""
 import json, sys, time
 import purejaxrl_ppo as pjp  # first: applies the XLA:CPU workaround
 import jax
-from purejaxrl_ppo.train import init_train_state, train_updates
+from purejaxrl_ppo.core.loop import init_train_state, train_updates
 
 env, backend, updates = sys.argv[1], sys.argv[2], int(sys.argv[3])
 name = f"brax/{env}?backend={backend}"
@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     import purejaxrl_ppo  # noqa: F401  (machine_description imports jax: flag first)
-    from purejaxrl_ppo.runner import machine_description
+    from purejaxrl_ppo.runs.provenance import machine_description
 
     result = {"machine": machine_description(), "command": " ".join(sys.argv), "runs": []}
     for env in args.env:

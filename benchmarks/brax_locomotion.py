@@ -35,7 +35,7 @@ import purejaxrl_ppo as pjp  # first: applies the XLA:CPU workaround
 import jax
 import numpy as np
 
-from purejaxrl_ppo.runner import machine_description
+from purejaxrl_ppo.runs.provenance import machine_description
 
 
 def make_config(env: str, backend: str, steps: int) -> pjp.PPOConfig:

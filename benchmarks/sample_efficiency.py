@@ -36,9 +36,9 @@ import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax run
 
 import numpy as np
 
-from purejaxrl_ppo import study_stats as ss
-from purejaxrl_ppo.presets import brax_preset
-from purejaxrl_ppo.runner import machine_description
+from purejaxrl_ppo.analysis import study as ss
+from purejaxrl_ppo.cli.presets import brax_preset
+from purejaxrl_ppo.runs.provenance import machine_description
 
 # ----------------------------------------------------------------------------- what is run
 #: Shared by every variant on every environment, so only the policy update differs.
@@ -93,7 +93,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
                                 # 16 envs x 128 steps: 48 updates in 1e5 steps (the CPU study's budget)
                                 dict(num_envs=16, num_steps=128, gamma=0.99, gae_lambda=0.95),
                                 dict(update_epochs=4, num_minibatches=4, learning_rate=1e-3)),
-    # Brax: the balancing tasks' preset (`purejaxrl_ppo.presets.brax_preset`: short unrolls over
+    # Brax: the balancing tasks' preset (`purejaxrl_ppo.brax_preset`: short unrolls over
     # 32 envs, observation normalisation, γ 0.97), shared by every variant.
     "brax/inverted_pendulum": _brax_spec("brax/inverted_pendulum", 1000.0,
                                          "maximum return (1 per step, 1000 steps)"),

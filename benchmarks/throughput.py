@@ -93,7 +93,7 @@ def analytic_flops_per_env_step(config) -> float:
     """
     import numpy as np
 
-    from purejaxrl_ppo.envs import make_env
+    from purejaxrl_ppo.core.envs import make_env
 
     env = make_env(config.env_name)
     sizes = [int(np.prod(env.observation_shape)), *config.hidden_sizes]
@@ -116,16 +116,16 @@ def run_point(spec: dict) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from purejaxrl_ppo.envs import make_env
-    from purejaxrl_ppo.rollout import collect
-    from purejaxrl_ppo.train import _components, init_train_state, train_updates
+    from purejaxrl_ppo.core.envs import make_env
+    from purejaxrl_ppo.core.rollout import collect
+    from purejaxrl_ppo.core.loop import components as _components, init_train_state, train_updates
 
     config = pjp.config_from_dict({"algo": spec["algo"], "num_envs": spec["num_envs"],
                                    "total_timesteps": spec["total_timesteps"]})
     n = spec["num_seeds"]
     keys = jax.random.split(jax.random.PRNGKey(0), n)
     if spec.get("cpu_devices", 1) > 1:  # train_seeds' program: seeds sharded over the CPU devices
-        from purejaxrl_ppo.sharding import seed_layout
+        from purejaxrl_ppo.launch.layout import seed_layout
 
         layout = seed_layout(n)
         assert layout.mesh.devices.size == spec["cpu_devices"], jax.devices()
@@ -521,7 +521,7 @@ def main(argv: list[str] | None = None) -> None:
         args.peer_seeds = [1, 16]
 
     import purejaxrl_ppo  # noqa: F401
-    from purejaxrl_ppo.runner import machine_description
+    from purejaxrl_ppo.runs.provenance import machine_description
 
     results = {"command": " ".join(["python", "benchmarks/throughput.py", *(argv or sys.argv[1:])]),
                "machine": machine_description(), "total_timesteps_per_seed": args.total_timesteps,

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.envs import BraxEnv, parse_brax_name
-from purejaxrl_ppo.rollout import bootstrap_values, collect, reset_envs
+from purejaxrl_ppo.core.envs import BraxEnv, parse_brax_name
+from purejaxrl_ppo.core.rollout import bootstrap_values, collect, reset_envs
 
 # A short time limit so a few steps cross it.
 NAME = "brax/inverted_pendulum?episode_length=6&action_repeat=2"

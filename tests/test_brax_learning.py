@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.presets import brax_preset
+from purejaxrl_ppo.cli.presets import brax_preset
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 

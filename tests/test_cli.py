@@ -105,9 +105,9 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
 
     import jax
 
-    from purejaxrl_ppo.checkpoint import Checkpointer
-    from purejaxrl_ppo.config_files import load_run_file
-    from purejaxrl_ppo.runner import abstract_train_state
+    from purejaxrl_ppo.runs.checkpoint import Checkpointer
+    from purejaxrl_ppo.runs.run_files import load_run_file
+    from purejaxrl_ppo.launch.programs import abstract_train_state
 
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(TINY_RUN)
@@ -155,7 +155,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
 
 @pytest.mark.slow  # four interpreter starts: about a minute on a loaded 2-core machine
 def test_config_file_flags_override_and_bad_input(tmp_path: Path):
-    from purejaxrl_ppo.config_files import load_run_file
+    from purejaxrl_ppo.runs.run_files import load_run_file
 
     config_file = tmp_path / "tiny.yaml"
     config_file.write_text(TINY_RUN)

@@ -9,7 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxrl_ppo import ConfigError, PPOConfig, TRPOConfig, config_from_dict
+from purejaxrl_ppo import ConfigError
+
+from purejaxrl_ppo import PPOConfig
+
+from purejaxrl_ppo import TRPOConfig
+
+from purejaxrl_ppo import config_from_dict
 
 # Small but valid base settings (batch 4 * 8 = 32).
 SMALL = dict(env_name="CartPole-v1", num_envs=4, num_steps=8, total_timesteps=320)

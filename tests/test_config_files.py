@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.config import ConfigError
-from purejaxrl_ppo.config_files import RunOptions, load_run_file, read_run_file, split_run_dict, write_run_file
+from purejaxrl_ppo.core.config import ConfigError
+from purejaxrl_ppo.runs.options import RunOptions
+from purejaxrl_ppo.runs.run_files import load_run_file, read_run_file, split_run_dict, write_run_file
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.*ml"))
 

@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.checkpoint import Checkpointer, CheckpointError, CorruptCheckpointWarning
-from purejaxrl_ppo.config_files import RunOptions
-from purejaxrl_ppo.rundir import RunDirError
-from purejaxrl_ppo.runner import TrainingDiverged, first_non_finite, train_durable, train_seeds_chunked
+from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError, CorruptCheckpointWarning
+from purejaxrl_ppo.runs.options import RunOptions
+from purejaxrl_ppo.runs.rundir import RunDirError
+from purejaxrl_ppo.launch.chunked import TrainingDiverged, first_non_finite, train_seeds_chunked
+from purejaxrl_ppo.runs.durable import train_durable
 
 CONFIG = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 8,
                        hidden_sizes=(8,), num_minibatches=2, update_epochs=1)
@@ -99,7 +100,7 @@ def test_checkpoint_holds_state_history_and_config(reference):
 
 
 def pjp_abstract():
-    from purejaxrl_ppo.runner import abstract_train_state
+    from purejaxrl_ppo.launch.programs import abstract_train_state
 
     return abstract_train_state(CONFIG, OPTIONS.num_seeds)
 
@@ -227,8 +228,8 @@ def test_resume_needs_a_run_directory(tmp_path):
 
 def test_checkpoint_from_before_an_option_existed_resumes_with_its_default():
     """A checkpoint whose saved options lack a newer field (e.g. seeds_per_batch) still matches."""
-    from purejaxrl_ppo.checkpoint import Restored
-    from purejaxrl_ppo.runner import _restore_start
+    from purejaxrl_ppo.runs.checkpoint import Restored
+    from purejaxrl_ppo.runs.durable import _restore_start
 
     meta = {"config": CONFIG.to_dict(), "options": OPTIONS.to_dict(), "plan": [2, 2, 2, 2]}
 

@@ -195,7 +195,7 @@ def test_env_first_built_inside_a_trace_holds_no_tracers():
     """make_env is cached: building it first under jit must not cache traced arrays."""
     import jax
 
-    from purejaxrl_ppo.envs import make_env as cached_make_env
+    from purejaxrl_ppo.core.envs import make_env as cached_make_env
 
     cached_make_env.cache_clear()
     jax.jit(lambda: cached_make_env("Acrobot-v1").reset(jax.random.PRNGKey(0))[0])()

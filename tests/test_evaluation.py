@@ -9,9 +9,10 @@ import pytest
 
 import purejaxrl_ppo as pjp
 from purejaxrl_ppo.cli import main
-from purejaxrl_ppo.evaluation import first_episode_returns, load_policy, save_policy
-from purejaxrl_ppo.normalization import init_stats
-from purejaxrl_ppo.presets import brax_preset
+from purejaxrl_ppo.core.evaluate import first_episode_returns
+from purejaxrl_ppo.runs.policy_files import load_policy, save_policy
+from purejaxrl_ppo.core.normalization import init_stats
+from purejaxrl_ppo.cli.presets import brax_preset
 
 
 def test_first_episode_returns_matches_a_loop():
@@ -119,7 +120,7 @@ def test_periodic_eval_equals_evaluate_and_leaves_training_unchanged():
 
 
 def test_periodic_eval_lands_on_the_same_updates_when_chunked():
-    from purejaxrl_ppo.runner import train_seeds_chunked
+    from purejaxrl_ppo.launch.chunked import train_seeds_chunked
 
     config = pjp.PPOConfig(**EVAL_TINY, eval_every=2, eval_episodes=2)
     whole = jax.jit(jax.vmap(pjp.make_train(config)))(jax.random.split(jax.random.PRNGKey(4), 2))

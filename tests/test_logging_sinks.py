@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo import logging_sinks as ls
+from purejaxrl_ppo.runs import sinks as ls
 
 SEEDS, UPDATES, BATCH = 5, 4, 32
 

@@ -6,16 +6,9 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.networks import ActorCritic, TanhGaussian
-from purejaxrl_ppo.envs import ActionSpace
-from purejaxrl_ppo.normalization import (
-    OBS_CLIP,
-    init_reward_scaler,
-    init_stats,
-    normalize,
-    scale_rewards,
-    update_stats,
-)
+from purejaxrl_ppo.core.networks import ActorCritic, TanhGaussian
+from purejaxrl_ppo.core.envs import ActionSpace
+from purejaxrl_ppo.core.normalization import OBS_CLIP, init_reward_scaler, init_stats, normalize, scale_rewards, update_stats
 
 
 def test_running_stats_equal_numpy_over_the_stream():

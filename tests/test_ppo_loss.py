@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxrl_ppo.algos.common import UpdateBatch
-from purejaxrl_ppo.envs.base import ActionSpace
-from purejaxrl_ppo.networks import ActorCritic
+from purejaxrl_ppo.core.types import UpdateBatch
+from purejaxrl_ppo.core.envs.base import ActionSpace
+from purejaxrl_ppo.core.networks import ActorCritic
 
 EPS = 0.2
 

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 import purejaxrl_ppo  # noqa: F401  (applies the lowering)
-from purejaxrl_ppo._prng import OPT_OUT_VARIABLE
+from purejaxrl_ppo.platform import OPT_OUT_VARIABLE
 
 _SCRIPT = """
 import numpy as np, jax, purejaxrl_ppo as pjp

@@ -4,7 +4,7 @@ import jax
 import numpy as np
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.rollout import bootstrap_values, collect, reset_envs
+from purejaxrl_ppo.core.rollout import bootstrap_values, collect, reset_envs
 
 
 def test_rollout_bootstraps_truncated_episodes_from_their_final_observation():

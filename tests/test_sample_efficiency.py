@@ -39,7 +39,7 @@ def test_every_family_builds_a_valid_config_that_differs_only_in_the_update(env)
 
 @pytest.mark.parametrize("env", ["brax/inverted_pendulum", "brax/inverted_double_pendulum"])
 def test_brax_tasks_run_the_library_preset_but_for_budget_and_swept_values(env):
-    from purejaxrl_ppo.presets import brax_preset
+    from purejaxrl_ppo.cli.presets import brax_preset
 
     spec = se.ENV_SPECS[env]
     for family in se.FAMILIES:

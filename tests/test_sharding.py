@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo import sharding
+from purejaxrl_ppo.launch import layout as sharding
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ CHECK = textwrap.dedent(
     import os, sys
     import purejaxrl_ppo as pjp
     import jax, numpy as np
-    from purejaxrl_ppo._xla import CPU_DEADLOCK_FLAG
+    from purejaxrl_ppo.platform import CPU_DEADLOCK_FLAG
 
     assert "--xla_force_host_platform_device_count=4" in os.environ["XLA_FLAGS"]
     assert CPU_DEADLOCK_FLAG in os.environ["XLA_FLAGS"]
@@ -71,8 +71,9 @@ RUNNER_CHECK = textwrap.dedent(
     from pathlib import Path
     import purejaxrl_ppo as pjp
     import jax, numpy as np
-    from purejaxrl_ppo.config_files import RunOptions
-    from purejaxrl_ppo.runner import train_durable, train_seeds_chunked
+    from purejaxrl_ppo.runs.options import RunOptions
+    from purejaxrl_ppo.runs.durable import train_durable
+    from purejaxrl_ppo.launch.chunked import train_seeds_chunked
 
     assert jax.device_count() == 4, jax.devices()
     config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6,

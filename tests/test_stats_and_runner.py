@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.runner import chunk_plan
+from purejaxrl_ppo.launch.chunked import chunk_plan
 
 
 def test_final_returns_average_the_last_updates_ignoring_nan():

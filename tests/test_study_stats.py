@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from purejaxrl_ppo import study_stats as ss
-from purejaxrl_ppo.stats import final_returns
+from purejaxrl_ppo.analysis import study as ss
+from purejaxrl_ppo.analysis.stats import final_returns
 
 
 def test_normalize_scores_maps_random_to_0_and_reference_to_1():

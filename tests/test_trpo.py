@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from purejaxrl_ppo.algos.common import UpdateBatch
-from purejaxrl_ppo.envs.base import ActionSpace
-from purejaxrl_ppo.networks import ActorCritic
+from purejaxrl_ppo.core.types import UpdateBatch
+from purejaxrl_ppo.core.envs.base import ActionSpace
+from purejaxrl_ppo.core.networks import ActorCritic
 
 DAMPING = 0.1
 NUM_OBS = 8

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from purejaxrl_ppo._xla import CPU_DEADLOCK_FLAG, appended_xla_flags
+from purejaxrl_ppo.platform import CPU_DEADLOCK_FLAG, appended_xla_flags
 
 
 def test_appends_to_user_flags_and_keeps_them():
@@ -46,8 +46,8 @@ def test_vmapped_init_factorises_one_matrix_at_a_time_with_the_same_values():
     import numpy as np
 
     import purejaxrl_ppo as pjp
-    from purejaxrl_ppo.envs import make_env
-    from purejaxrl_ppo.networks import make_network
+    from purejaxrl_ppo.core.envs import make_env
+    from purejaxrl_ppo.core.networks import make_network
 
     config = pjp.PPOConfig(env_name="CartPole-v1")
     env = make_env(config.env_name)

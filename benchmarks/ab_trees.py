@@ -1,0 +1,107 @@
+"""Throughput of two source trees of this package, measured alternately in one invocation.
+
+For a refactor that must not change speed: each point (algorithm, seed count) runs the
+public ``jax.jit(jax.vmap(pjp.make_train(config)))`` program of tree A and tree B in
+separate child processes (``PYTHONPATH`` set to the tree), in the order A B B A repeated,
+so slow drifts of a shared machine hit both trees alike. Each child compiles, runs once
+to warm up, then times ``--calls`` steady-state calls and reports the best.
+
+    git worktree add /tmp/before <old commit>
+    python benchmarks/ab_trees.py --a /tmp/before --b . --out benchmarks/results/refactor/throughput_ab.json
+
+The JSON holds every measurement, the per-point median env-steps/s of each tree and the
+ratio B / A, the machine, and the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def point(spec: dict) -> dict:
+    """One measurement in this process (the tree comes from ``PYTHONPATH``)."""
+    import purejaxrl_ppo as pjp  # first: applies the XLA:CPU workaround
+
+    import jax
+
+    config = pjp.config_from_dict({"algo": spec["algo"], "env_name": spec["env"], "total_timesteps": spec["total"]})
+    keys = jax.random.split(jax.random.PRNGKey(0), spec["seeds"])
+    train = jax.jit(jax.vmap(pjp.make_train(config)))
+    start = time.perf_counter()
+    compiled = train.lower(keys).compile()
+    compile_seconds = time.perf_counter() - start
+    jax.block_until_ready(compiled(keys))
+    best = float("inf")
+    for _ in range(spec["calls"]):
+        start = time.perf_counter()
+        jax.block_until_ready(compiled(keys))
+        best = min(best, time.perf_counter() - start)
+    steps = spec["seeds"] * config.num_updates * config.batch_size
+    return {**spec, "package": pjp.__file__, "compile_seconds": compile_seconds, "seconds": best,
+            "env_steps_per_second": steps / best}
+
+
+def _child(tree: Path, spec: dict, timeout: float) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--point", json.dumps(spec)],
+                          capture_output=True, text=True, env=env, timeout=timeout, cwd="/")
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode or not lines:
+        raise RuntimeError(f"child failed for {tree}: {proc.stderr.strip().splitlines()[-3:]}")
+    return json.loads(lines[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--a", type=Path, required=True, help="tree A (e.g. a worktree of the old commit)")
+    parser.add_argument("--b", type=Path, required=True, help="tree B (e.g. this checkout)")
+    parser.add_argument("--algos", nargs="+", default=["ppo", "trpo"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 16])
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--total", type=int, default=100_352, help="env steps per seed")
+    parser.add_argument("--calls", type=int, default=3, help="timed calls per child (best reported)")
+    parser.add_argument("--repeats", type=int, default=2, help="A B B A blocks per point")
+    parser.add_argument("--timeout", type=float, default=900)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--point", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.point:
+        print(json.dumps(point(json.loads(args.point))), flush=True)
+        return 0
+
+    results, summary = [], []
+    for algo in args.algos:
+        for seeds in args.seeds:
+            spec = {"algo": algo, "env": args.env, "seeds": seeds, "total": args.total, "calls": args.calls}
+            measured: dict[str, list[float]] = {"a": [], "b": []}
+            for _ in range(args.repeats):
+                for label in ("a", "b", "b", "a"):
+                    row = {**_child(getattr(args, label), spec, args.timeout), "tree": label}
+                    results.append(row)
+                    measured[label].append(row["env_steps_per_second"])
+            a, b = statistics.median(measured["a"]), statistics.median(measured["b"])
+            summary.append({"algo": algo, "seeds": seeds, "a_env_steps_per_second": a,
+                            "b_env_steps_per_second": b, "ratio_b_over_a": b / a})
+            print(f"{algo} {seeds:>3} seeds: A {a:,.0f}  B {b:,.0f}  B/A {b / a:.3f}", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv or sys.argv[1:])]),
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+                    "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "a": str(args.a), "b": str(args.b), "summary": summary, "measurements": results,
+    }, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,281 @@
+"""Command line: ``python -m purejaxrl_ppo train|compare|render`` (also the ``purejaxrl-ppo`` script).
+
+``train`` exposes every config field as a flag (``--num-envs 8``,
+``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``; with
+``--env brax/...`` the per-task defaults of :mod:`purejaxrl_ppo.cli.presets` apply
+under the flags given), trains
+``--num-seeds`` seeds (split over every local device, vmapped) with a progress bar, prints a
+summary table and writes metrics, a JSON summary and a learning-curve PNG.
+``compare`` prints the summaries of several run directories side by side.
+``render --run DIR`` writes a Brax HTML viewer or a gymnax GIF of a run's policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shlex
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+# Importing any purejaxrl_ppo module runs the package __init__ first, which applies
+# the XLA:CPU deadlock workaround before jax starts its backend.
+from purejaxrl_ppo.analysis.stats import FINAL_RETURN_WINDOW
+from purejaxrl_ppo.cli.flags import add_config_flags, add_option_flags, flag_values
+from purejaxrl_ppo.cli.presets import brax_preset
+from purejaxrl_ppo.core.algos import config_classes
+from purejaxrl_ppo.core.config import BaseConfig, ConfigError
+from purejaxrl_ppo.runs.options import RunOptions
+from purejaxrl_ppo.runs.run_files import read_run_file, split_run_dict, write_run_file
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="purejaxrl-ppo", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    train = sub.add_parser("train", help="train many seeds of PPO or TRPO (resumable, logged)")
+    train.add_argument("--config", type=Path, default=None, metavar="FILE",
+                       help="YAML or TOML run file (examples/ppo_cartpole.yaml); flags override its values")
+    train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its newest intact checkpoint (same config)")
+    train.add_argument("--algo", choices=sorted(config_classes()), default=None, help="algorithm [default: ppo]")
+    train.add_argument("--out", type=Path, default=None, help="run directory (default runs/<algo>-<env>-<timestamp>)")
+    train.add_argument("--overwrite", action="store_true", help="start afresh in an existing non-empty --out")
+    train.add_argument("--quiet", action="store_true", help="no progress bar or table; print the summary path only")
+    train.add_argument("--cpu-devices", default=None, metavar="N|auto",
+                       help="on a CPU, split it into N XLA devices (auto: one per core) and shard the seeds over them; "
+                            "faster on multi-core CPUs, results equal up to float rounding (pjp.use_cpu_devices)")
+    train.add_argument("--dump-config", type=Path, default=None, metavar="FILE",
+                       help="write the resolved run file (.yaml or .toml) and exit without training")
+    add_option_flags(train)
+    add_config_flags(train)
+
+    render = sub.add_parser("render", help="write a Brax HTML viewer or a gymnax GIF of a saved run's policy")
+    render.add_argument("--run", type=Path, required=True, help="run directory written by `train`")
+    render.add_argument("--out", type=Path, default=None, help="output file (default <run>/render.html or .gif)")
+    render.add_argument("--seed-index", type=int, default=0, help="which trained seed's policy [default: 0]")
+    render.add_argument("--seed", type=int, default=0, help="PRNG seed of the rendered episode [default: 0]")
+
+    compare = sub.add_parser("compare", help="compare the summaries of finished runs")
+    compare.add_argument("runs", type=Path, nargs="+", help="run directories holding summary.json")
+    compare.add_argument("--plot", type=Path, default=None, help="also write a combined learning-curve PNG here")
+    return parser
+
+
+def resolve_run(args: argparse.Namespace) -> tuple[BaseConfig, RunOptions]:
+    """Defaults, then the ``--config`` file, then flags: the run's config and options."""
+    values = read_run_file(args.config) if args.config is not None else {}
+    flags = flag_values(args)
+    algo = flags.get("algo", values.get("algo", "ppo"))
+    configs = config_classes()
+    if algo in configs:
+        own = {f.name for f in dataclasses.fields(configs[algo])}
+        other = {f.name for c in configs.values() for f in dataclasses.fields(c)} - own
+        misplaced = sorted(name for name in other if name in flags)
+        if misplaced:
+            names = ", ".join("--" + n.replace("_", "-") for n in misplaced)
+            raise ConfigError(f"{names} do(es) not apply to --algo {algo}")
+    if "hidden_sizes" in flags:
+        flags["hidden_sizes"] = tuple(flags["hidden_sizes"])
+    source = None
+    if args.config is not None:
+        source = str(args.config) + (" with command-line overrides" if flags else "")
+    merged = {**values, **flags}
+    try:  # Brax per-task defaults go underneath the file and the flags
+        preset = brax_preset(algo, merged.get("env_name")) if algo in configs else {}
+    except ValueError as err:
+        raise ConfigError(f"env_name: {err}") from None
+    return split_run_dict({**preset, **merged}, source=source)
+
+
+def config_from_args(args: argparse.Namespace) -> BaseConfig:
+    """The chosen algorithm's config with the ``--config`` file and every flag applied."""
+    return resolve_run(args)[0]
+
+
+def _default_out(config: BaseConfig) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{config.algo_name}-{config.env_name}-{stamp}"
+
+
+def _fmt(x: float, digits: int = 1) -> str:
+    return "nan" if x != x else f"{x:,.{digits}f}"
+
+
+def summary_table(summaries: Sequence[dict[str, Any]], title: str):
+    """A rich table with one row per run summary."""
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in ("algo", "env", "seeds", "steps/seed", "median", "IQM", "min", "env-steps/s", "compile s"):
+        table.add_column(col, justify="left" if col in ("algo", "env") else "right")
+    for s in summaries:
+        r = s["final_return"]
+        table.add_row(
+            s["algo"].upper(), s["env_name"], str(s["num_seeds"]), f"{s['total_timesteps_per_seed']:,}",
+            _fmt(r["median"]), _fmt(r["iqm"]), _fmt(r["min"]), f"{s['env_steps_per_second']:,.0f}",
+            _fmt(s["compile_seconds"]),
+        )
+    table.caption = (
+        f"final return = mean over each seed's last {FINAL_RETURN_WINDOW} updates; median/IQM/min across seeds"
+    )
+    return table
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from purejaxrl_ppo.launch.chunked import TrainingDiverged
+    from purejaxrl_ppo.runs.checkpoint import CheckpointError, CorruptCheckpointWarning
+    from purejaxrl_ppo.runs.durable import save_run, train_durable
+
+    if args.cpu_devices is not None:  # before anything starts jax's CPU backend
+        from purejaxrl_ppo.platform import use_cpu_devices
+
+        try:
+            use_cpu_devices(args.cpu_devices if args.cpu_devices == "auto" else int(args.cpu_devices))
+        except ValueError as err:
+            raise ConfigError(f"--cpu-devices: {err}") from None
+    console = Console(stderr=True, quiet=args.quiet, width=None if sys.stderr.isatty() else 120)
+    command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.resume is not None:
+        extra = [f"--{n.replace('_', '-')}" for n in flag_values(args)]
+        extra += [flag for flag, value in (("--config", args.config), ("--out", args.out),
+                                           ("--overwrite", args.overwrite), ("--dump-config", args.dump_config)) if value]
+        if extra:
+            raise ConfigError(f"--resume continues the saved config of {args.resume}; {', '.join(extra)} cannot be "
+                              f"combined with it (start a new run with --config {args.resume}/config.yaml instead)")
+        out, config, options = args.resume, None, None
+    else:
+        config, options = resolve_run(args)
+        if args.dump_config is not None:
+            write_run_file(args.dump_config, config, options)
+            print(f"wrote {args.dump_config}")
+            return 0
+        out = args.out or _default_out(config)
+
+    def show_warning(message, category, *rest, **kwargs):  # a corrupt checkpoint: say so plainly, even if --quiet
+        if issubclass(category, CorruptCheckpointWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, *rest, **kwargs)
+
+    warnings.simplefilter("always", CorruptCheckpointWarning)
+    previous, warnings.showwarning = warnings.showwarning, show_warning
+    try:
+        with _progress(console) as progress:
+            result = train_durable(out, config, options, resume=args.resume is not None, overwrite=args.overwrite,
+                                   command=command, on_chunk=progress)
+    except TrainingDiverged as err:
+        kept = f"the last good checkpoint is {err.last_checkpoint}" if err.last_checkpoint else "no checkpoint was written"
+        print(f"error: training stopped: {err}; that state was not saved, {kept}; logs in {out}", file=sys.stderr)
+        return 3
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: python -m purejaxrl_ppo train --resume {shlex.quote(str(out))}",
+              file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = previous
+    if args.resume is not None and result.updates_run == 0 and (out / "summary.json").is_file():
+        print(f"{out} already finished all {result.config.num_updates} updates; nothing to do", file=sys.stderr)
+        return 0
+    summary, paths = save_run(result, out, command=command)
+    console.print(summary_table([summary], "Training summary"))
+    console.print(f"wrote {', '.join(str(p) for p in paths.values())} and logs in {out}")
+    if args.quiet:
+        print(paths["summary"])
+    return 0
+
+
+class _progress:
+    """A rich progress bar (or one line per chunk when not on a terminal), updated once per chunk."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+            disable=not console.is_terminal,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.bar.__enter__()
+        self.console.print("compiling ...")
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def __call__(self, report) -> None:
+        import numpy as np
+
+        seeds, done = report.metrics["env_steps"].shape
+        batch = int(report.metrics["env_steps"][0, 0])  # env steps per update per seed (update 1's count)
+        if self.task is None:
+            self.task = self.bar.add_task("training", total=report.total_updates, info="")
+        steps = report.updates_run * batch * seeds
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # seeds with no finished episode yet
+            median = float(np.nanmedian(np.nanmean(report.metrics["episode_return"][:, -5:], axis=1)))
+        info = f"median return {_fmt(median)} · {steps / max(report.run_seconds, 1e-9):,.0f} env-steps/s"
+        self.bar.update(self.task, completed=done, info=info)
+        if not self.console.is_terminal:  # a live bar only renders on a terminal: log a line per chunk
+            self.console.print(f"update {done}/{report.total_updates} · {info} · {report.run_seconds:.0f} s")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    import numpy as np
+    from rich.console import Console
+
+    from purejaxrl_ppo.analysis.plots import plot_learning_curves
+
+    summaries = []
+    for run in args.runs:
+        path = run / "summary.json"
+        if not path.is_file():
+            raise ConfigError(f"{path} does not exist; is {run} a finished run directory?")
+        summaries.append(json.loads(path.read_text()))
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    console.print(summary_table(summaries, "Comparison"))
+    if args.plot is not None:
+        runs = []
+        for run, s in zip(args.runs, summaries):
+            with np.load(run / "metrics.npz") as data:
+                runs.append((s["algo"].upper(), {k: data[k] for k in ("episode_return", "env_steps")}))
+        envs = sorted({s["env_name"] for s in summaries})
+        plot_learning_curves(runs, args.plot, title=", ".join(envs))
+        console.print(f"wrote {args.plot}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from purejaxrl_ppo.analysis.render import render_run
+
+    path, episode_return, length = render_run(args.run, args.out, args.seed_index, args.seed)
+    print(f"wrote {path} (deterministic episode: return {episode_return:.1f}, {length} steps)")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    try:
+        return {"train": cmd_train, "compare": cmd_compare, "render": cmd_render}[args.command](args)
+    except ConfigError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

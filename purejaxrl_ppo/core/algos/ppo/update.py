@@ -1,0 +1,114 @@
+"""The PPO update: minibatch epochs of Adam steps on :func:`~.loss.ppo_loss`.
+
+Schulman et al. 2017, "Proximal Policy Optimization Algorithms": the clipped
+surrogate (eq. 7) by default, or the paper's alternatives compared in its
+Table 1 (``PPOConfig.policy_objective``): the KL-penalised surrogate (eq. 8)
+with a fixed or adaptive coefficient β (Section 4), and the unclipped
+surrogate (eq. 6). Total loss as eq. (9).
+
+The update receives the time-major ``[T, N]`` batch and flattens it: PPO's
+minibatches shuffle independent transitions (a feed-forward policy).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from purejaxrl_ppo.core.algos import register_algorithm
+from purejaxrl_ppo.core.algos.base import Algorithm, minibatch_epochs
+from purejaxrl_ppo.core.algos.ppo.config import PPOConfig
+from purejaxrl_ppo.core.algos.ppo.loss import POLICY_OBJECTIVES, adapt_kl_coef, policy_kl, ppo_loss
+from purejaxrl_ppo.core.networks import DistParams, Params, policy_on_transitions
+from purejaxrl_ppo.core.types import UpdateBatch
+
+
+@struct.dataclass
+class PPOState:
+    """Actor and critic parameters, their joint Adam state, and the KL coefficient.
+
+    kl_coef: float32 scalar β of the KL-penalty objectives (constant for
+    ``kl_fixed``, adapted after each update for ``kl_adaptive``, unused otherwise).
+    """
+
+    params: Params
+    opt_state: optax.OptState
+    kl_coef: jax.Array
+
+
+@register_algorithm
+@dataclasses.dataclass(frozen=True)
+class PPO(Algorithm):
+    """PPO as a pluggable update: ``init(key) -> PPOState``, ``update(state, batch, key)``."""
+
+    config: PPOConfig
+
+    config_class: ClassVar[type[PPOConfig]] = PPOConfig
+    brax_defaults: ClassVar[dict] = {"update_epochs": 4, "num_minibatches": 8, "learning_rate": 3e-4}
+
+    def learning_rate(self, count: jax.Array) -> jax.Array:
+        """Adam step size after ``count`` optimiser steps (linear annealing to 0 if enabled)."""
+        cfg = self.config
+        if not cfg.anneal_lr:
+            return jnp.asarray(cfg.learning_rate, jnp.float32)
+        steps_per_update = cfg.update_epochs * cfg.num_minibatches
+        frac = 1.0 - (count // steps_per_update) / cfg.num_updates
+        return cfg.learning_rate * frac
+
+    def optimizer(self) -> optax.GradientTransformation:
+        # optax.flatten runs Adam on one concatenated vector instead of a dozen small
+        # leaves: fewer kernels per step (faster on CPU, shorter compile), same maths.
+        inner = optax.chain(
+            optax.clip_by_global_norm(self.config.max_grad_norm),
+            optax.adam(self.learning_rate, eps=1e-5),
+        )
+        return optax.flatten(inner)
+
+    def init(self, key: jax.Array) -> PPOState:
+        params = self.network.init(key)
+        kl_coef = jnp.asarray(self.config.kl_coef, jnp.float32)
+        return PPOState(params, self.optimizer().init(params), kl_coef)
+
+    def update(self, state: PPOState, batch: UpdateBatch, key: jax.Array) -> tuple[PPOState, dict[str, jax.Array]]:
+        """``update_epochs`` passes of ``num_minibatches`` Adam steps on the PPO loss.
+
+        ``batch`` is time-major ``[T, N]``; it is flattened into ``[T·N]`` transitions.
+        For the KL objectives the old policy's distribution parameters are
+        computed once on the whole ``[B]`` batch (the actor has not moved since
+        the rollout) and shuffled with it. ``kl_adaptive`` then measures
+        d = E_s[KL[π_old(·|s), π(·|s)]] exactly over the batch with the updated
+        actor and adapts β (:func:`adapt_kl_coef`); metrics add ``kl`` (that d)
+        and ``kl_coef`` (the β this update's loss used).
+        """
+        cfg = self.config
+        batch = batch.flatten()
+        optimizer = self.optimizer()
+        grad_fn = jax.grad(ppo_loss, has_aux=True)
+        uses_kl = POLICY_OBJECTIVES[cfg.policy_objective].needs_kl
+        old_dist_params = (
+            jax.lax.stop_gradient(policy_on_transitions(self.network, state.params, batch.obs)) if uses_kl else None
+        )
+
+        def minibatch_step(state: PPOState, data: tuple[UpdateBatch, DistParams | None]):
+            minibatch, old_dist_minibatch = data
+            grads, aux = grad_fn(
+                state.params, self.network, minibatch, cfg.clip_eps, cfg.vf_coef, cfg.ent_coef,
+                cfg.clip_value_loss, cfg.normalize_advantages, cfg.policy_objective, state.kl_coef, old_dist_minibatch,
+            )
+            updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+            return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state), aux
+
+        data = (batch, old_dist_params)
+        new_state, metrics = minibatch_epochs(minibatch_step, state, data, key, cfg.update_epochs, cfg.num_minibatches)
+        if not uses_kl:
+            return new_state, metrics
+        new_dist_params = policy_on_transitions(self.network, new_state.params, batch.obs)
+        kl = policy_kl(self.network, old_dist_params, new_dist_params).mean()
+        if cfg.policy_objective == "kl_adaptive":
+            new_state = new_state.replace(kl_coef=adapt_kl_coef(state.kl_coef, kl, cfg.kl_target))
+        return new_state, {**metrics, "kl": kl, "kl_coef": state.kl_coef}

@@ -1,0 +1,166 @@
+"""The TRPO update: natural-gradient step under a KL trust region, then a critic fit.
+
+Schulman et al. 2015, "Trust Region Policy Optimization", Section 6 and
+Appendix C: maximise the importance-weighted surrogate L(θ) subject to
+mean KL(π_old ‖ π_θ) ≤ δ by (1) solving F s = g with conjugate gradient, where
+F is the Fisher information and g = ∇L (:mod:`.natural_gradient`), (2) scaling s to
+the KL boundary, β = √(2δ / sᵀF s), and (3) backtracking until the KL bound holds and
+the surrogate improves. The critic is fitted separately with Adam.
+
+θ is the policy part of the network's parameters (``network.policy_params``); the
+critic fit moves the value part (``network.value_params``). The update receives the
+time-major ``[T, N]`` batch and flattens it into independent transitions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from purejaxrl_ppo.core.algos import losses, register_algorithm
+from purejaxrl_ppo.core.algos.base import Algorithm, minibatch_epochs, normalize
+from purejaxrl_ppo.core.algos.trpo.config import TRPOConfig
+from purejaxrl_ppo.core.algos.trpo.natural_gradient import tree_axpy, tree_vdot, conjugate_gradient, make_fisher_vector_product
+from purejaxrl_ppo.core.networks import DistParams, Network, Params, policy_on_transitions, value_on_transitions
+from purejaxrl_ppo.core.types import UpdateBatch
+
+
+# ----------------------------------------------------------------------------- surrogate and KL
+def surrogate(
+    network: Network,
+    params: Params,
+    obs: jax.Array,
+    action: jax.Array,
+    old_log_prob: jax.Array,
+    advantage: jax.Array,
+    ent_coef: float | jax.Array,
+) -> jax.Array:
+    """L(θ) = E[π_θ(a|s)/π_old(a|s) · A] + ent_coef · E[H(π_θ(·|s))] over ``[B]`` samples."""
+    dist = network.distribution(policy_on_transitions(network, params, obs))
+    ratio = jnp.exp(dist.log_prob(action) - old_log_prob)
+    return losses.importance_weighted_advantage(ratio, advantage).mean() + ent_coef * dist.entropy().mean()
+
+
+def mean_kl(network: Network, old_dist_params: DistParams, params: Params, obs: jax.Array) -> jax.Array:
+    """E_s[KL(π_old(·|s) ‖ π_θ(·|s))] over ``obs [B, *obs_shape]``."""
+    new_dist_params = policy_on_transitions(network, params, obs)
+    return network.distribution(old_dist_params).kl_divergence(network.distribution(new_dist_params)).mean()
+
+
+# ----------------------------------------------------------------------------- the update
+@struct.dataclass
+class TRPOState:
+    """Actor and critic parameters and the critic's Adam state."""
+
+    params: Params
+    critic_opt_state: optax.OptState
+
+
+@register_algorithm
+@dataclasses.dataclass(frozen=True)
+class TRPO(Algorithm):
+    """TRPO as a pluggable update: ``init(key) -> TRPOState``, ``update(state, batch, key)``."""
+
+    config: TRPOConfig
+
+    config_class: ClassVar[type[TRPOConfig]] = TRPOConfig
+    brax_defaults: ClassVar[dict] = {"max_kl": 0.02, "critic_minibatches": 8}
+
+    def critic_optimizer(self) -> optax.GradientTransformation:
+        return optax.flatten(optax.adam(self.config.critic_learning_rate, eps=1e-5))  # one vector: fewer kernels
+
+    def init(self, key: jax.Array) -> TRPOState:
+        params = self.network.init(key)
+        return TRPOState(params, self.critic_optimizer().init(self.network.value_params(params)))
+
+    def policy_step(self, params: Params, batch: UpdateBatch) -> tuple[Params, dict[str, jax.Array]]:
+        """One natural-gradient step with backtracking line search on ``[B]`` transitions.
+
+        Returns the new policy part θ' of ``params`` and the step's metrics.
+        """
+        cfg, network = self.config, self.network
+        actor_params = network.policy_params(params)
+        old_dist_params = jax.lax.stop_gradient(policy_on_transitions(network, params, batch.obs))
+        old_dist = network.distribution(old_dist_params)
+        old_log_prob = old_dist.log_prob(batch.action)
+        advantage = normalize(batch.advantage) if cfg.normalize_advantages else batch.advantage
+
+        def objective(theta: Params) -> jax.Array:
+            full = network.with_policy_params(params, theta)
+            return surrogate(network, full, batch.obs, batch.action, old_log_prob, advantage, cfg.ent_coef)
+
+        old_objective, gradient = jax.value_and_grad(objective)(actor_params)
+        fisher_obs = batch.obs[:: cfg.fisher_subsample]
+        fvp = make_fisher_vector_product(network, params, fisher_obs, cfg.cg_damping)
+        direction = conjugate_gradient(fvp, gradient, cfg.cg_iters)
+        # Appendix C: largest step along s with ½ sᵀF s β² = δ, i.e. β = √(2δ / sᵀF s).
+        shs = tree_vdot(direction, fvp(direction))
+        full_step_scale = jnp.sqrt(2.0 * cfg.max_kl / jnp.maximum(shs, 1e-12))
+
+        def candidate(fraction: jax.Array) -> tuple[Params, jax.Array, jax.Array]:
+            theta = tree_axpy(fraction * full_step_scale, direction, actor_params)
+            kl = mean_kl(network, old_dist_params, network.with_policy_params(params, theta), batch.obs)
+            return theta, kl, objective(theta) - old_objective
+
+        def is_acceptable(kl: jax.Array, improvement: jax.Array) -> jax.Array:
+            finite = jnp.logical_and(jnp.isfinite(kl), jnp.isfinite(improvement))
+            return jnp.logical_and(finite, jnp.logical_and(kl <= cfg.max_kl, improvement > 0.0))
+
+        def cond(state):
+            trial, accepted, *_ = state
+            return jnp.logical_and(trial < cfg.line_search_steps, jnp.logical_not(accepted))
+
+        def body(state):
+            trial, _, _, _, _ = state
+            params, kl, improvement = candidate(cfg.backtrack_coef**trial)
+            return trial + 1, is_acceptable(kl, improvement), params, kl, improvement
+
+        zero = jnp.zeros((), jnp.float32)
+        init = (jnp.int32(0), jnp.bool_(False), actor_params, zero, zero)
+        trials, accepted, new_params, kl, improvement = jax.lax.while_loop(cond, body, init)
+        new_params = jax.tree_util.tree_map(lambda n, o: jnp.where(accepted, n, o), new_params, actor_params)
+        metrics = {
+            "kl": jnp.where(accepted, kl, 0.0),
+            "line_search_accepted": accepted.astype(jnp.float32),
+            "line_search_trials": trials.astype(jnp.float32),
+            "surrogate_improvement": jnp.where(accepted, improvement, 0.0),
+            "entropy": old_dist.entropy().mean(),
+        }
+        return new_params, metrics
+
+    def critic_fit(
+        self, params: Params, opt_state: optax.OptState, batch: UpdateBatch, key: jax.Array
+    ) -> tuple[tuple[Params, optax.OptState], dict[str, jax.Array]]:
+        """``critic_epochs`` × ``critic_minibatches`` Adam steps on ½ E[(V - target)²].
+
+        Moves the value part of ``params``; returns ``((value part, Adam state), metrics)``.
+        """
+        cfg, network = self.config, self.network
+        critic_params = network.value_params(params)
+        optimizer = self.critic_optimizer()
+
+        def loss(critic: Params, obs: jax.Array, target: jax.Array) -> jax.Array:
+            value = value_on_transitions(network, network.with_value_params(params, critic), obs)
+            return 0.5 * jnp.square(value - target).mean()
+
+        def step(carry, minibatch):
+            params, opt_state = carry
+            value_loss, grads = jax.value_and_grad(loss)(params, minibatch[0], minibatch[1])
+            updates, opt_state = optimizer.update(jax.tree_util.tree_map(lambda g: cfg.vf_coef * g, grads), opt_state)
+            return (optax.apply_updates(params, updates), opt_state), {"value_loss": value_loss}
+
+        data = (batch.obs, batch.target)
+        return minibatch_epochs(step, (critic_params, opt_state), data, key, cfg.critic_epochs, cfg.critic_minibatches)
+
+    def update(self, state: TRPOState, batch: UpdateBatch, key: jax.Array) -> tuple[TRPOState, dict[str, jax.Array]]:
+        """Natural-gradient policy step, then the critic fit, on the same ``[T, N]`` rollout (flattened)."""
+        batch = batch.flatten()
+        actor_params, policy_metrics = self.policy_step(state.params, batch)
+        (critic_params, opt_state), critic_metrics = self.critic_fit(state.params, state.critic_opt_state, batch, key)
+        params = self.network.with_value_params(self.network.with_policy_params(state.params, actor_params), critic_params)
+        return TRPOState(params, opt_state), {**policy_metrics, **critic_metrics}

@@ -1,0 +1,74 @@
+"""Environments behind one interface, and the registry that builds them by name.
+
+``make_env(name)`` returns an :class:`Env` already wrapped with
+:class:`EpisodeStatistics`. Names select the suite: gymnax ids
+(``"CartPole-v1"``, ``"Pendulum-v1"``, ``"Breakout-MinAtar"``, ...) or
+``"brax/<env>"`` for any Brax environment, optionally with options
+``"brax/hopper?backend=generalized&episode_length=1000&action_repeat=2"``
+(see :mod:`purejaxrl_ppo.core.envs.brax_env`).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+
+from purejaxrl_ppo.core.envs.base import ActionSpace, Env, StepResult
+from purejaxrl_ppo.core.envs.brax_env import PREFIX as BRAX_PREFIX
+from purejaxrl_ppo.core.envs.brax_env import BraxEnv, BraxEnvState, brax_env_ids, make_brax_env, parse_brax_name
+from purejaxrl_ppo.core.envs.gymnax_env import GymnaxEnv, import_gymnax
+from purejaxrl_ppo.core.envs.wrappers import EpisodeStatistics, EpisodeStatisticsState
+
+
+def _gymnax_names() -> tuple[str, ...]:
+    """gymnax's registered ids (gymnax is imported on first use: :func:`~purejaxrl_ppo.core.envs.gymnax_env.import_gymnax`)."""
+    return tuple(import_gymnax().registered_envs)
+
+
+def registered_env_names() -> tuple[str, ...]:
+    """Every environment name :func:`make_env` accepts (Brax names without options)."""
+    return _gymnax_names() + tuple(BRAX_PREFIX + env_id for env_id in brax_env_ids())
+
+
+def is_brax_name(name: str) -> bool:
+    """``name`` selects the Brax suite (``"brax/..."``)."""
+    return name.startswith(BRAX_PREFIX)
+
+
+def check_env_name(name: str) -> None:
+    """Raise ``ValueError`` naming the problem unless :func:`make_env` accepts ``name``."""
+    if is_brax_name(name):
+        parse_brax_name(name)
+    elif name not in _gymnax_names():
+        raise ValueError(f"unknown environment {name!r}; known: {', '.join(registered_env_names())}")
+
+
+@functools.lru_cache(maxsize=None)
+def make_env(name: str) -> Env:
+    """Build the environment ``name`` with episode statistics. Cached: envs are immutable.
+
+    Built under ``jax.ensure_compile_time_eval`` so that the arrays an env holds
+    (gymnax default params, a Brax system) are concrete even when the first call
+    happens inside a ``jit`` trace; otherwise the cache would keep leaked tracers.
+    """
+    check_env_name(name)
+    with jax.ensure_compile_time_eval():
+        inner = make_brax_env(name) if is_brax_name(name) else GymnaxEnv.make(name)
+    return EpisodeStatistics(inner)
+
+
+__all__ = [
+    "ActionSpace",
+    "BraxEnv",
+    "BraxEnvState",
+    "Env",
+    "EpisodeStatistics",
+    "EpisodeStatisticsState",
+    "GymnaxEnv",
+    "StepResult",
+    "check_env_name",
+    "is_brax_name",
+    "make_env",
+    "registered_env_names",
+]

@@ -1,0 +1,83 @@
+"""Policy networks by protocol (:class:`~purejaxrl_ppo.core.networks.base.Network`), chosen by name.
+
+``make_network(config, action_space, observation_shape)`` builds the network that
+``config.policy`` names. A network module registers its factory with
+:func:`register_network`; every module in this folder is imported on first use, so
+adding an architecture is one new file here (no other file lists networks).
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, Callable
+
+from purejaxrl_ppo.core.envs.base import ActionSpace
+from purejaxrl_ppo.core.networks.base import (
+    ActionHead,
+    Carry,
+    DistParams,
+    Network,
+    Params,
+    TanhGaussian,
+    one_key_at_a_time,
+    policy_on_transitions,
+    step,
+    value_on_transitions,
+)
+
+NetworkFactory = Callable[[Any, ActionSpace, tuple[int, ...]], Network]
+_NETWORKS: dict[str, NetworkFactory] = {}
+
+
+def register_network(name: str) -> Callable[[NetworkFactory], NetworkFactory]:
+    """Decorator: ``factory(config, action_space, observation_shape) -> Network`` under ``name``."""
+
+    def register(factory: NetworkFactory) -> NetworkFactory:
+        if name in _NETWORKS and _NETWORKS[name] is not factory:
+            raise ValueError(f"a network named {name!r} is already registered")
+        _NETWORKS[name] = factory
+        return factory
+
+    return register
+
+
+def _discover() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        if module.name != "base":
+            importlib.import_module(f"{__name__}.{module.name}")
+
+
+def registered_networks() -> tuple[str, ...]:
+    """Names a config's ``policy`` field accepts."""
+    _discover()
+    return tuple(sorted(_NETWORKS))
+
+
+def make_network(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> Network:
+    """The network ``config.policy`` names (default ``"mlp"``), built for this action and observation space."""
+    _discover()
+    name = getattr(config, "policy", "mlp")
+    if name not in _NETWORKS:
+        raise ValueError(f"unknown policy network {name!r}; registered: {sorted(_NETWORKS)}")
+    return _NETWORKS[name](config, action_space, observation_shape)
+
+
+from purejaxrl_ppo.core.networks.feedforward import ActorCritic  # noqa: E402  (registers "mlp")
+
+__all__ = [
+    "ActionHead",
+    "ActorCritic",
+    "Carry",
+    "DistParams",
+    "Network",
+    "Params",
+    "TanhGaussian",
+    "make_network",
+    "one_key_at_a_time",
+    "policy_on_transitions",
+    "register_network",
+    "registered_networks",
+    "step",
+    "value_on_transitions",
+]

@@ -1,0 +1,213 @@
+"""The network protocol every policy implements, and the action distributions they share.
+
+A network maps time-major observations to *distribution parameters* (a dict pytree:
+``{"logits": [..., A]}`` for discrete actions, ``{"mean": [..., A], "log_std": [..., A]}``
+for continuous ones) and state values, threading a recurrent ``carry`` that resets where
+an episode starts. The rollout, the bootstrap values, every algorithm's loss and the
+evaluation call a network only through :class:`Network`; feed-forward networks ignore
+the carry and the reset flags.
+
+Keeping the distribution parameters explicit lets TRPO form Fisher-vector products as
+Jᵀ M J through them (:func:`~purejaxrl_ppo.core.algos.trpo.natural_gradient.make_fisher_vector_product`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Protocol, Sequence
+
+import distrax
+import jax
+import jax.numpy as jnp
+
+from purejaxrl_ppo.core.envs.base import ActionSpace
+
+Params = Any
+Carry = Any
+DistParams = dict[str, jax.Array]
+
+
+class Network(Protocol):
+    """What the rollout, the algorithms and the evaluation need of a policy.
+
+    Shapes: ``obs [T, N, *observation_shape]``, ``reset [T, N]`` bool (``reset[t, n]``: the
+    observation ``obs[t, n]`` begins an episode, so a recurrent network starts from its
+    initial carry there), ``carry``: a pytree with leading ``[N]`` (``()`` when feed-forward).
+    """
+
+    #: True when the outputs depend on earlier observations through the carry.
+    recurrent: bool
+
+    def init(self, key: jax.Array) -> Params:
+        """Fresh parameters (a pytree)."""
+
+    def initial_carry(self, batch_shape: tuple[int, ...]) -> Carry:
+        """The carry at the start of an episode for ``batch_shape`` envs."""
+
+    def apply(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams, jax.Array]:
+        """``(carry after the last step, dist_params [T, N, ...], value [T, N])``."""
+
+    def policy(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams]:
+        """The policy head alone: ``(carry, dist_params [T, N, ...])``."""
+
+    def value(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
+        """The value head alone: ``(carry, value [T, N])``."""
+
+    def policy_params(self, params: Params) -> Params:
+        """The part of ``params`` the policy depends on (TRPO's natural gradient acts on it)."""
+
+    def with_policy_params(self, params: Params, policy_params: Params) -> Params:
+        """``params`` with the policy part replaced."""
+
+    def value_params(self, params: Params) -> Params:
+        """The part of ``params`` the value head depends on (fitted by TRPO's critic regression)."""
+
+    def with_value_params(self, params: Params, value_params: Params) -> Params:
+        """``params`` with the value part replaced."""
+
+    def distribution(self, dist_params: DistParams) -> Any:
+        """The action distribution (``log_prob``, ``sample_and_log_prob``, ``entropy``, ``kl_divergence``)."""
+
+    def env_action(self, action: jax.Array) -> jax.Array:
+        """The in-bounds action the environment receives for a sampled ``action``."""
+
+    def deterministic_action(self, dist_params: DistParams) -> jax.Array:
+        """The greedy action, in sampled-action space."""
+
+
+def one_key_at_a_time(fn: Callable[[jax.Array], Any]) -> Callable[[jax.Array], Any]:
+    """``fn(key)`` that, under ``vmap`` over keys, runs as a ``lax.map`` (one key per iteration).
+
+    Orthogonal initialisation is a QR decomposition; vmapped over many seeds,
+    jaxlib's CPU LAPACK kernel (``orgqr``) splits the batch over XLA's thread
+    pool, and with jax 0.10.2 two such kernels running at once deadlocked
+    (measured: the 256-seed CartPole PPO program hung at 0% CPU with both pool
+    threads in ``ParallelBatchMap`` waiting on each other, XLA:CPU workaround
+    flag set). One QR per iteration never takes that path. It costs only the
+    initialisation's time and gives the same values: each matrix is factorised
+    by the same LAPACK routine either way.
+    """
+    wrapped = jax.custom_batching.custom_vmap(fn)
+
+    @wrapped.def_vmap
+    def _rule(axis_size: int, in_batched: Sequence[bool], key: jax.Array):
+        del axis_size
+        if not in_batched[0]:
+            out = wrapped(key)
+            return out, jax.tree_util.tree_map(lambda _: False, out)
+        out = jax.lax.map(wrapped, key)
+        return out, jax.tree_util.tree_map(lambda _: True, out)
+
+    return wrapped
+
+
+def _log1m_tanh_sq(u: jax.Array) -> jax.Array:
+    """log(1 - tanh²(u)) = 2 (log 2 - u - softplus(-2u)), stable for large |u|."""
+    return 2.0 * (math.log(2.0) - u - jax.nn.softplus(-2.0 * u))
+
+
+class TanhGaussian:
+    """A diagonal Gaussian over u pushed through a = low + (tanh(u) + 1)(high - low)/2.
+
+    Samples and log-probs are *indexed by the pre-squash u* (what the rollout
+    stores as ``action``): ``log_prob(u)`` is the density of the env action
+    a = f(u), log N(u; μ, σ) - Σᵢ log|f'(uᵢ)| with f'(u) = (high - low)/2 · (1 - tanh²u).
+    Storing u instead of a avoids atanh(±1) for saturated actions. The
+    Jacobian term does not depend on θ, so probability ratios, and the KL
+    (invariant under a bijection), equal those of the Gaussian.
+
+    ``entropy()`` has no closed form; we use the Gaussian entropy plus the
+    log-Jacobian at the mean, H[a] ≈ H[u] + Σᵢ log|f'(μᵢ)| (a deterministic
+    first-order estimate of H[u] + E[Σ log|f'(u)|]; it is finite and smooth,
+    and smaller than H[u] when the mean saturates).
+    """
+
+    def __init__(self, mean: jax.Array, log_std: jax.Array, low: jax.Array, high: jax.Array):
+        self.gaussian = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
+        self.mean, self.low, self.high = mean, low, high
+
+    def log_det_jacobian(self, u: jax.Array) -> jax.Array:
+        """Σᵢ log|f'(uᵢ)| over the last axis."""
+        return (jnp.log((self.high - self.low) / 2.0) + _log1m_tanh_sq(u)).sum(-1)
+
+    def squash(self, u: jax.Array) -> jax.Array:
+        return self.low + (jnp.tanh(u) + 1.0) * (self.high - self.low) / 2.0
+
+    def sample_and_log_prob(self, seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+        u, log_prob = self.gaussian.sample_and_log_prob(seed=seed)
+        return u, log_prob - self.log_det_jacobian(u)
+
+    def log_prob(self, u: jax.Array) -> jax.Array:
+        return self.gaussian.log_prob(u) - self.log_det_jacobian(u)
+
+    def entropy(self) -> jax.Array:
+        return self.gaussian.entropy() + self.log_det_jacobian(self.mean)
+
+    def kl_divergence(self, other: "TanhGaussian") -> jax.Array:
+        return self.gaussian.kl_divergence(other.gaussian)
+
+
+@dataclasses.dataclass(frozen=True)
+class ActionHead:
+    """What every network shares: the action space, its distribution and how actions reach the env.
+
+    ``action_squash`` (continuous actions only) says how a Gaussian sample u
+    becomes an in-bounds env action (:meth:`env_action`): ``"clip"`` clips it
+    (log-probs are of the unclipped u, as in PPO's reference implementations);
+    ``"tanh"`` squashes it with :class:`TanhGaussian`'s log-prob correction.
+    """
+
+    observation_shape: tuple[int, ...]
+    action_space: ActionSpace
+    action_squash: str = "clip"
+
+    def _bounds(self) -> tuple[jax.Array, jax.Array]:
+        return jnp.asarray(self.action_space.low, jnp.float32), jnp.asarray(self.action_space.high, jnp.float32)
+
+    def distribution(self, dist_params: DistParams) -> distrax.Distribution | TanhGaussian:
+        """Categorical (discrete), diagonal Gaussian or :class:`TanhGaussian` (continuous)."""
+        if self.action_space.discrete:
+            return distrax.Categorical(logits=dist_params["logits"])
+        if self.action_squash == "tanh":
+            return TanhGaussian(dist_params["mean"], dist_params["log_std"], *self._bounds())
+        return distrax.MultivariateNormalDiag(dist_params["mean"], jnp.exp(dist_params["log_std"]))
+
+    def env_action(self, action: jax.Array) -> jax.Array:
+        """The in-bounds action the env receives for a sampled ``action [..., A]`` (discrete: as is)."""
+        if self.action_space.discrete:
+            return action
+        low, high = self._bounds()
+        if self.action_squash == "tanh":
+            return low + (jnp.tanh(action) + 1.0) * (high - low) / 2.0
+        return jnp.clip(action, low, high)
+
+    def deterministic_action(self, dist_params: DistParams) -> jax.Array:
+        """The greedy action as sampled-action space: argmax logits or the Gaussian mean."""
+        if self.action_space.discrete:
+            return jnp.argmax(dist_params["logits"], axis=-1)
+        return dist_params["mean"]
+
+
+# ----------------------------------------------------------------------------- calling conventions
+def step(network: Network, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array):
+    """One time step of ``N`` envs: ``obs [N, ...]``, ``reset [N]`` -> ``(carry, dist_params [N, ...], value [N])``."""
+    carry, dist_params, value = network.apply(params, carry, obs[None], reset[None])
+    return carry, jax.tree_util.tree_map(lambda x: x[0], dist_params), value[0]
+
+
+def _fresh(network: Network, obs: jax.Array) -> tuple[Carry, jax.Array]:
+    """The initial carry and no-reset flags for ``obs [M, ...]`` seen as one step of ``M`` envs."""
+    return network.initial_carry(obs.shape[:1]), jnp.zeros((1, obs.shape[0]), bool)
+
+
+def policy_on_transitions(network: Network, params: Params, obs: jax.Array) -> DistParams:
+    """Distribution parameters ``[M, ...]`` of independent transitions ``obs [M, ...]`` (feed-forward networks)."""
+    carry, reset = _fresh(network, obs)
+    return jax.tree_util.tree_map(lambda x: x[0], network.policy(params, carry, obs[None], reset)[1])
+
+
+def value_on_transitions(network: Network, params: Params, obs: jax.Array) -> jax.Array:
+    """Values ``[M]`` of independent transitions ``obs [M, ...]`` (feed-forward networks)."""
+    carry, reset = _fresh(network, obs)
+    return network.value(params, carry, obs[None], reset)[1][0]

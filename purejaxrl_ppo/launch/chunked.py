@@ -1,0 +1,236 @@
+"""Train many seeds in compiled chunks of updates, with the host acting between chunks.
+
+The training program is the same pure ``init_train_state`` + ``train_updates``
+scan that :func:`purejaxrl_ppo.make_train` composes; running it as ``k`` chunks
+of updates (the same compiled chunk reused) only lets the host act between
+chunks: show progress, write logs, save a checkpoint, stop on NaN. Results are
+bit-identical to the single scan (``tests/core/test_loop.py``), and a resumed run
+to the uninterrupted one (``tests/runs/test_durable.py``).
+
+:func:`train_seeds_chunked` is the loop; :func:`purejaxrl_ppo.runs.durable.train_durable`
+runs it in a run directory with checkpoints and logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Any, Callable, Sequence
+
+import jax
+import numpy as np
+
+from purejaxrl_ppo.analysis.stats import FINAL_RETURN_WINDOW, final_returns, summarize
+from purejaxrl_ppo.core.config import BaseConfig
+from purejaxrl_ppo.core.types import TrainState
+from purejaxrl_ppo.launch.layout import seed_layout
+from purejaxrl_ppo.launch.programs import chunk_program, init_program
+from purejaxrl_ppo.runs.provenance import machine_description
+
+
+@dataclasses.dataclass
+class RunResult:
+    """Metrics of a multi-seed run (``[seeds, num_updates]`` NumPy arrays) and its timings."""
+
+    config: BaseConfig
+    num_seeds: int
+    seed: int
+    metrics: dict[str, np.ndarray]
+    final_state: TrainState
+    compile_seconds: float
+    run_seconds: float
+    updates_run: int | None = None  # updates run by this process (fewer than num_updates after a resume)
+
+    @property
+    def env_steps_per_second(self) -> float:
+        """Environment steps of all seeds per second of (compiled) run time, this process only."""
+        updates = self.config.num_updates if self.updates_run is None else self.updates_run
+        return self.num_seeds * updates * self.config.batch_size / max(self.run_seconds, 1e-9)
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-serialisable summary: final-return statistics across seeds and timings."""
+        finals = final_returns(self.metrics["episode_return"])
+        return {
+            "algo": self.config.algo_name,
+            "env_name": self.config.env_name,
+            "num_seeds": self.num_seeds,
+            "seed": self.seed,
+            "total_timesteps_per_seed": int(self.config.num_updates * self.config.batch_size),
+            "final_return": summarize(finals),
+            "final_return_per_seed": [None if np.isnan(x) else float(x) for x in finals],
+            "final_return_window_updates": FINAL_RETURN_WINDOW,
+            "env_steps_per_second": self.env_steps_per_second,
+            "compile_seconds": self.compile_seconds,
+            "run_seconds": self.run_seconds,
+            "machine": machine_description(),
+            "config": self.config.to_dict(),
+        }
+
+
+def chunk_plan(num_updates: int, target_chunks: int = 20, chunk_updates: int = 0) -> list[int]:
+    """Split ``num_updates`` into equal chunks (at most two distinct sizes to compile).
+
+    With ``chunk_updates`` > 0: chunks of that many updates plus one remainder chunk.
+    Otherwise prefers a divisor of ``num_updates`` giving between ``target_chunks // 4``
+    and ``target_chunks`` chunks; else equal chunks plus one remainder chunk.
+    """
+    if chunk_updates > 0:
+        size = min(chunk_updates, num_updates)
+    elif num_updates <= target_chunks:
+        return [1] * num_updates
+    else:
+        for count in range(target_chunks, max(target_chunks // 4, 1) - 1, -1):
+            if num_updates % count == 0:
+                return [num_updates // count] * count
+        size = -(-num_updates // target_chunks)
+    plan = [size] * (num_updates // size)
+    if num_updates % size:
+        plan.append(num_updates % size)
+    return plan
+
+
+#: Metrics that are NaN by design (no episode ended in the rollout; targets without variance; no evaluation).
+NAN_ALLOWED = frozenset({"episode_return", "episode_length", "explained_variance", "eval_return"})
+
+
+class TrainingDiverged(RuntimeError):
+    """A metric became NaN or infinite; training stopped before saving that state.
+
+    ``update`` is 1-based (the update that produced it), ``metric`` its name,
+    ``seed`` the first seed affected; ``metrics`` holds every metric up to and
+    including the chunk that diverged (``[seeds, updates]``).
+    """
+
+    def __init__(self, update: int, metric: str, seed: int, metrics: dict[str, np.ndarray]):
+        super().__init__(f"{metric} is not finite at update {update} (seed {seed})")
+        self.update, self.metric, self.seed, self.metrics = update, metric, seed, metrics
+
+
+def first_non_finite(metrics: dict[str, np.ndarray], offset: int = 0) -> tuple[int, str, int] | None:
+    """``(update, metric, seed)`` of the earliest non-finite value, or ``None``.
+
+    ``metrics``: ``{name: [seeds, n]}`` of updates ``offset + 1 .. offset + n``; names in
+    :data:`NAN_ALLOWED` are skipped. Ties at one update report the alphabetically first metric.
+    """
+    found = None
+    for name in sorted(metrics):
+        values = np.asarray(metrics[name])
+        if name in NAN_ALLOWED or values.dtype.kind != "f":
+            continue
+        bad = ~np.isfinite(values)
+        if bad.any():
+            update = int(np.argmax(bad.any(axis=0)))
+            if found is None or update < found[0]:
+                found = (update, name, int(np.argmax(bad[:, update])))
+    return None if found is None else (offset + found[0] + 1, found[1], found[2])
+
+
+@dataclasses.dataclass
+class ChunkReport:
+    """What ``on_chunk`` sees after each compiled chunk (all on the host except ``state``).
+
+    updates_run:   updates run by this process (fewer than ``updates_done`` after a resume)
+
+    state:         the train state after the chunk (device arrays; valid until the callback returns,
+                   the next chunk donates its buffers)
+    chunk_metrics: ``{name: [seeds, size]}`` of this chunk
+    metrics:       ``{name: [seeds, updates_done]}`` since update 1 (resumed history included)
+    """
+
+    index: int
+    updates_done: int
+    state: TrainState
+    chunk_metrics: dict[str, np.ndarray]
+    metrics: dict[str, np.ndarray]
+    run_seconds: float
+    updates_run: int
+    total_updates: int
+
+
+@dataclasses.dataclass
+class StartPoint:
+    """Where a resumed run continues: the restored state after ``updates_done`` updates and the history."""
+
+    updates_done: int
+    state: TrainState
+    metrics: dict[str, np.ndarray]
+
+
+def train_seeds_chunked(
+    config: BaseConfig,
+    num_seeds: int,
+    seed: int = 0,
+    target_chunks: int = 20,
+    on_chunk: Callable[[ChunkReport], None] | None = None,
+    *,
+    plan: list[int] | None = None,
+    start: StartPoint | None = None,
+    stop_on_nan: bool = True,
+    devices: Sequence[jax.Device] | None = None,
+    seeds_per_batch: int | None = None,
+) -> RunResult:
+    """Train ``num_seeds`` seeds of ``config`` with one vmapped program, in chunks.
+
+    The seeds are split over ``devices`` (default: every local device) exactly
+    as :func:`purejaxrl_ppo.train_seeds` splits them, in sequential blocks of
+    ``seeds_per_batch`` per device if given
+    (:class:`~purejaxrl_ppo.launch.layout.SeedLayout`). ``start``, the reports and
+    the result hold ``[num_seeds, ...]`` arrays whatever the device count, so a
+    run checkpointed on 4 devices resumes on 1.
+
+    ``plan`` (default :func:`chunk_plan`) lists the chunk sizes; each distinct size is
+    compiled once and reused. ``start`` continues from a restored state (it must
+    sit on a chunk boundary of ``plan``). ``on_chunk(report)`` runs after each chunk.
+    With ``stop_on_nan``, a non-finite metric (outside :data:`NAN_ALLOWED`) raises
+    :class:`TrainingDiverged` before ``on_chunk`` sees that chunk. Compile time
+    (ahead-of-time, every distinct chunk size) is measured apart from run time.
+    """
+    layout = seed_layout(num_seeds, devices, seeds_per_batch)
+    plan = list(plan or chunk_plan(config.num_updates, target_chunks))
+    if sum(plan) != config.num_updates:
+        raise ValueError(f"chunk plan {plan} sums to {sum(plan)}, not num_updates = {config.num_updates}")
+    done = 0 if start is None else start.updates_done
+    first = _chunk_index(plan, done)
+
+    compile_start = time.perf_counter()
+    init_compiled = init_program(config, layout) if start is None else None
+    chunk_fns = {size: chunk_program(config, layout, size) for size in sorted(set(plan[first:]))}
+    compile_seconds = time.perf_counter() - compile_start
+
+    run_start = time.perf_counter()
+    if start is None:
+        state = init_compiled(layout.put(jax.random.split(jax.random.PRNGKey(seed), num_seeds)))
+    else:
+        state = layout.put(start.state)
+    pieces: list[dict[str, np.ndarray]] = [] if start is None or not start.metrics else [start.metrics]
+    for index in range(first, len(plan)):
+        size = plan[index]
+        state, metrics = chunk_fns[size](state, np.int32(done))
+        chunk = layout.take(jax.device_get(metrics))  # waits for the chunk; tiny [seeds, size] arrays
+        pieces.append(chunk)
+        if stop_on_nan and (bad := first_non_finite(chunk, offset=done)) is not None:
+            raise TrainingDiverged(*bad, metrics=_concat(pieces))
+        done += size
+        if on_chunk is not None:
+            report = ChunkReport(index, done, layout.take(state), chunk, _concat(pieces),
+                                 time.perf_counter() - run_start, done - (0 if start is None else start.updates_done),
+                                 config.num_updates)
+            on_chunk(report)
+    jax.block_until_ready(state)
+    run_seconds = time.perf_counter() - run_start
+    updates_run = done - (0 if start is None else start.updates_done)
+    return RunResult(config, num_seeds, seed, _concat(pieces) if pieces else {}, layout.take(state),
+                     compile_seconds, run_seconds, updates_run)
+
+
+def _chunk_index(plan: list[int], updates_done: int) -> int:
+    """Index of the chunk that starts after ``updates_done`` updates."""
+    boundaries = np.cumsum([0, *plan])
+    matches = np.flatnonzero(boundaries == updates_done)
+    if not matches.size:
+        raise ValueError(f"{updates_done} updates done is not a chunk boundary of the plan {plan}")
+    return int(matches[0])
+
+
+def _concat(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    return {k: np.concatenate([np.asarray(p[k]) for p in pieces], axis=1) for k in pieces[0]}
