@@ -85,14 +85,15 @@ def analytic_flops_per_env_step(config) -> float:
     """Matmul FLOPs (2 per multiply-add) per env step of the training program, counted by hand.
 
     Shared: the rollout's actor + critic forward per step and one critic forward for the GAE
-    bootstrap. A backward pass is counted as 2 forwards. PPO: ``update_epochs`` x (forward +
-    backward) of actor and critic. TRPO: the old policy (1 actor forward), the surrogate's
-    gradient (3), ``cg_iters + 1`` Fisher-vector products (a JVP and a VJP, 4 forwards) plus the
-    linearisation (2) on every ``fisher_subsample``-th sample, one line-search trial (1; more
-    trials add 1 each, so this is a lower bound), and ``critic_epochs`` x 3 critic forwards.
+    bootstrap. The update's share comes from the algorithm itself
+    (``Algorithm.update_matmul_flops``, asked through the registry): e.g. PPO
+    ``update_epochs`` x (forward + backward) of actor and critic; TRPO the old policy, the
+    surrogate's gradient, ``cg_iters + 1`` Fisher-vector products on the Fisher's samples, one
+    line-search trial and ``critic_epochs`` x 3 critic forwards.
     """
     import numpy as np
 
+    import purejaxrl_ppo as pjp
     from purejaxrl_ppo.core.envs import make_env
 
     env = make_env(config.env_name)
@@ -101,10 +102,8 @@ def analytic_flops_per_env_step(config) -> float:
     actor = trunk + 2 * sizes[-1] * env.action_space.action_dim
     critic = trunk + 2 * sizes[-1]
     rollout = (actor + critic) + critic
-    if hasattr(config, "update_epochs"):
-        return rollout + config.update_epochs * 3 * (actor + critic)
-    fisher = ((config.cg_iters + 1) * 4 + 2) * actor / config.fisher_subsample
-    return rollout + (1 + 3 + 1) * actor + fisher + config.critic_epochs * 3 * critic
+    update = pjp.registered_algorithms()[config.algo_name].update_matmul_flops(config, actor, critic)
+    return rollout + (float("nan") if update is None else update)
 
 
 def run_point(spec: dict) -> dict:

@@ -21,6 +21,10 @@ from purejaxrl_ppo.platform import apply_platform_workarounds, use_cpu_devices
 
 apply_platform_workarounds()
 
+from purejaxrl_ppo import _moved  # noqa: E402
+
+_moved.install()  # importing a pre-0.2 module path (purejaxrl_ppo.sharding, ...) names its new place
+
 from purejaxrl_ppo.analysis.stats import final_returns, iqm, summarize  # noqa: E402
 from purejaxrl_ppo.cli.presets import brax_preset  # noqa: E402
 from purejaxrl_ppo.core.advantages import gae  # noqa: E402
@@ -62,7 +66,7 @@ from purejaxrl_ppo.runs.options import RunOptions  # noqa: E402
 from purejaxrl_ppo.runs.policy_files import load_policy, save_policy  # noqa: E402
 from purejaxrl_ppo.runs.run_files import load_run_file, write_run_file  # noqa: E402
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "ActorCritic",

@@ -191,7 +191,7 @@ class BaseConfig(Validated):
     gae_lambda: float = field(0.95, "GAE λ", traced=True, bounds=Range(0.0, 1.0, high_open=False))
     policy: str = field("mlp", "policy network architecture (a registered network)", choices=lambda: _network_names())
     hidden_sizes: tuple[int, ...] = field((64, 64), "hidden layer widths of actor and critic MLPs")
-    activation: str = field("tanh", f"hidden activation, one of {ACTIVATIONS}", choices=ACTIVATIONS)
+    activation: str = field("tanh", "hidden activation", choices=ACTIVATIONS)
     ent_coef: float = field(0.01, "entropy bonus coefficient", traced=True, bounds=NON_NEGATIVE)
     vf_coef: float = field(
         0.5, "value-loss coefficient (PPO: in the joint loss; TRPO: scales the critic loss)", traced=True,

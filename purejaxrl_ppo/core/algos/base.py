@@ -55,6 +55,15 @@ class Algorithm:
     def update(self, state: Any, batch: UpdateBatch, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
         raise NotImplementedError
 
+    @classmethod
+    def update_matmul_flops(cls, config: BaseConfig, actor: float, critic: float) -> float | None:
+        """Matmul FLOPs of ``update`` per transition, given one forward pass's FLOPs of the actor and the critic.
+
+        A hand count for the throughput benchmark's roofline (a backward pass counts as two
+        forwards); ``None`` when the algorithm does not provide one.
+        """
+        return None
+
     def iteration(self, env: Env, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         """One training iteration; the default is :func:`~purejaxrl_ppo.core.iteration.rollout_iteration`."""
         return rollout_iteration(self, env, state)

@@ -34,7 +34,7 @@ class PPOConfig(BaseConfig):
     clip_value_loss: bool = field(True, "clip the value update to ±clip_eps around the old value")
     max_grad_norm: float = field(0.5, "global gradient-norm clip", traced=True, bounds=POSITIVE)
     policy_objective: str = field(
-        "clip", f"policy surrogate, one of {POLICY_OBJECTIVE_NAMES}", choices=POLICY_OBJECTIVE_NAMES
+        "clip", "policy surrogate (the PPO paper's Table 1 objectives)", choices=POLICY_OBJECTIVE_NAMES
     )
     kl_coef: float = field(
         1.0, "KL-penalty coefficient β (kl_fixed: constant; kl_adaptive: initial value)", traced=True,

@@ -51,6 +51,11 @@ class PPO(Algorithm):
     config_class: ClassVar[type[PPOConfig]] = PPOConfig
     brax_defaults: ClassVar[dict] = {"update_epochs": 4, "num_minibatches": 8, "learning_rate": 3e-4}
 
+    @classmethod
+    def update_matmul_flops(cls, config: PPOConfig, actor: float, critic: float) -> float:
+        """``update_epochs`` × (forward + backward) of actor and critic per transition."""
+        return config.update_epochs * 3 * (actor + critic)
+
     def learning_rate(self, count: jax.Array) -> jax.Array:
         """Adam step size after ``count`` optimiser steps (linear annealing to 0 if enabled)."""
         cfg = self.config

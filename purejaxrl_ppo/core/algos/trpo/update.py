@@ -71,6 +71,15 @@ class TRPO(Algorithm):
     config_class: ClassVar[type[TRPOConfig]] = TRPOConfig
     brax_defaults: ClassVar[dict] = {"max_kl": 0.02, "critic_minibatches": 8}
 
+    @classmethod
+    def update_matmul_flops(cls, config: TRPOConfig, actor: float, critic: float) -> float:
+        """Per transition: the old policy (1 actor forward), the surrogate's gradient (3), one line-search
+        trial (1; more trials add 1 each, so a lower bound), ``cg_iters + 1`` Fisher-vector products
+        (a JVP and a VJP, 4 forwards) plus the linearisation (2) on the Fisher's share of the samples,
+        and ``critic_epochs`` × 3 critic forwards."""
+        fisher = ((config.cg_iters + 1) * 4 + 2) * actor / config.fisher_subsample
+        return (1 + 3 + 1) * actor + fisher + config.critic_epochs * 3 * critic
+
     def critic_optimizer(self) -> optax.GradientTransformation:
         return optax.flatten(optax.adam(self.config.critic_learning_rate, eps=1e-5))  # one vector: fewer kernels
 
