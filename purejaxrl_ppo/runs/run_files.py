@@ -50,7 +50,7 @@ def _split_run_dict(values: dict[str, Any]) -> tuple[BaseConfig, RunOptions]:
     configs = config_classes()
     if algo not in configs:
         raise ConfigError(f"algo must be one of {sorted(configs)}, got {algo!r}")
-    values["algo"] = algo
+    values = {**configs[algo].upgrade_dict(values), "algo": algo}
     valid = run_file_keys(algo)
     unknown = sorted(set(values) - set(valid))
     if unknown:
