@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from purejaxrl_ppo.core.config import COUNT, NON_NEGATIVE, POSITIVE, UNIT_OPEN, BaseConfig, field
+from purejaxrl_ppo.core.config import COUNT, NON_NEGATIVE, POSITIVE, UNIT_OPEN, BaseConfig, ConfigError, field
 
 #: PPO policy objectives (Schulman et al. 2017, Section 3-4 and Table 1); :data:`.loss.POLICY_OBJECTIVES` implements them.
 POLICY_OBJECTIVE_NAMES = ("clip", "kl_adaptive", "kl_fixed", "unclipped")
@@ -55,3 +55,9 @@ class PPOConfig(BaseConfig):
     def check(self) -> None:
         super().check()
         self._check_divides("num_minibatches")
+        if self.normalize_advantages and self.minibatch_size == 1:
+            raise ConfigError(
+                f"num_envs * num_steps / num_minibatches = {self.batch_size} / {self.num_minibatches} = 1 transition "
+                "per minibatch: normalising advantages over one transition makes every advantage 0 (no policy "
+                "gradient); use fewer minibatches (or more envs/steps), or normalize_advantages=False"
+            )

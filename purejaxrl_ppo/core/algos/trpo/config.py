@@ -39,7 +39,10 @@ class TRPOConfig(BaseConfig):
         bounds=Range(0.0, 1.0, low_open=True, high_open=False),
     )
     cg_iters: int = field(10, "conjugate-gradient iterations for F⁻¹g", bounds=COUNT)
-    cg_damping: float = field(0.1, "damping λ added to the Fisher: (F + λI)", traced=True, bounds=NON_NEGATIVE)
+    cg_damping: float = field(
+        0.1, "damping λ added to the Fisher: (F + λI); must be > 0 (F alone can be singular and CG then fails)",
+        traced=True, bounds=POSITIVE,
+    )
     fisher_subsample: int = field(5, "use every k-th sample of the batch for Fisher-vector products", bounds=COUNT)
     line_search_steps: int = field(10, "backtracking line-search trials", bounds=COUNT)
     backtrack_coef: float = field(0.5, "step shrink factor per line-search trial", traced=True, bounds=UNIT_OPEN)
@@ -59,6 +62,11 @@ class TRPOConfig(BaseConfig):
     def check(self) -> None:
         super().check()
         self._check_divides("critic_minibatches")
+        if self.normalize_advantages and self.batch_size == 1:
+            raise ConfigError(
+                "num_envs * num_steps = 1 transition per update: normalising advantages over one transition makes "
+                "every advantage 0 (no policy gradient); use more envs/steps, or normalize_advantages=False"
+            )
         if self.fisher_subsample > self.batch_size:
             raise ConfigError(
                 f"fisher_subsample = {self.fisher_subsample} exceeds the batch size "
