@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
+import warnings
 from typing import Any, Callable, ClassVar, Sequence
 
 import jax
@@ -35,6 +36,10 @@ ACTION_SQUASHES = ("clip", "tanh")
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names field and value."""
+
+
+class RetiredFieldWarning(UserWarning):
+    """A saved config holds a field this version no longer has; it is ignored (the message says why)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,10 +198,6 @@ class BaseConfig(Validated):
     hidden_sizes: tuple[int, ...] = field((64, 64), "hidden layer widths of actor and critic MLPs")
     activation: str = field("tanh", "hidden activation", choices=ACTIVATIONS)
     ent_coef: float = field(0.01, "entropy bonus coefficient", traced=True, bounds=NON_NEGATIVE)
-    vf_coef: float = field(
-        0.5, "value-loss coefficient (PPO: in the joint loss; TRPO: scales the critic loss)", traced=True,
-        bounds=NON_NEGATIVE,
-    )
     normalize_advantages: bool = field(True, "normalise advantages (per minibatch for PPO, per batch for TRPO)")
     normalize_observations: bool = field(
         False, "normalise observations by running mean/var (carried per seed, updated after each rollout)"
@@ -218,6 +219,8 @@ class BaseConfig(Validated):
 
     #: The algorithm's registered name (each algorithm's config sets it).
     algo_name: ClassVar[str] = "base"
+    #: Fields an earlier version had and this one dropped: name -> why (see :meth:`upgrade_dict`).
+    RETIRED_FIELDS: ClassVar[dict[str, str]] = {}
     #: Traced (sweepable) fields, derived from the fields' metadata.
     HYPERPARAMETERS = _TracedNames()
 
@@ -259,6 +262,21 @@ class BaseConfig(Validated):
             )
 
     # ---------------------------------------------------------------- conversions
+    @classmethod
+    def upgrade_dict(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """``values`` without the fields this class retired, each dropped with a :class:`RetiredFieldWarning`.
+
+        Run files, ``config.json`` and checkpoints written by an earlier version pass through
+        here, so an old run directory still loads and resumes.
+        """
+        values = dict(values)
+        for name, why in cls.RETIRED_FIELDS.items():
+            if name in values:
+                value = values.pop(name)
+                warnings.warn(f"{cls.algo_name} config field {name}={value!r} is ignored: {why}",
+                              RetiredFieldWarning, stacklevel=3)
+        return values
+
     def to_dict(self) -> dict[str, Any]:
         """Plain-Python dict of every field plus ``algo``; JSON-serialisable."""
         out: dict[str, Any] = {"algo": self.algo_name}

@@ -136,7 +136,7 @@ def _restore_start(checkpointer, config: BaseConfig, options, meta: dict[str, An
     if isinstance(saved.get("options"), dict):  # options added since the checkpoint was written: their defaults
         saved["options"] = {**type(options)().to_dict(), **saved["options"]}
     if isinstance(saved.get("config"), dict):  # config fields added since (e.g. ``policy``): their defaults
-        saved["config"] = {**type(config)().to_dict(), **saved["config"]}
+        saved["config"] = {**type(config)().to_dict(), **type(config).upgrade_dict(saved["config"])}
     for name in ("config", "options", "plan"):
         if saved.get(name) != meta[name]:
             raise RunDirError(

@@ -74,6 +74,7 @@ def config_from_dict(values: dict[str, Any]) -> BaseConfig:
     values = dict(values)
     algo = values.pop("algo", None)
     cls = algorithm_class(algo).config_class
+    values = cls.upgrade_dict(values)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - names)
     if unknown:

@@ -26,6 +26,7 @@ class PPOConfig(BaseConfig):
     importance-weighted surrogate E[r A], eq. 6).
     """
 
+    vf_coef: float = field(0.5, "value-loss coefficient in the joint loss", traced=True, bounds=NON_NEGATIVE)
     update_epochs: int = field(4, "passes over the rollout per update", bounds=COUNT)
     num_minibatches: int = field(4, "minibatches per epoch; must divide num_envs * num_steps", bounds=COUNT)
     learning_rate: float = field(2.5e-4, "Adam learning rate (actor and critic)", traced=True, bounds=POSITIVE)

@@ -53,6 +53,10 @@ class TRPOConfig(BaseConfig):
     )
 
     algo_name: ClassVar[str] = "trpo"
+    RETIRED_FIELDS: ClassVar[dict[str, str]] = {
+        "vf_coef": "TRPO's critic has its own Adam optimiser, and Adam is invariant to scaling the loss, so the "
+                   "coefficient had no effect beyond Adam's epsilon (removed in 0.2; set critic_learning_rate)",
+    }
 
     @property
     def critic_minibatch_size(self) -> int:

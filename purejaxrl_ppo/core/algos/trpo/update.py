@@ -160,7 +160,7 @@ class TRPO(Algorithm):
         def step(carry, minibatch):
             params, opt_state = carry
             value_loss, grads = jax.value_and_grad(loss)(params, minibatch[0], minibatch[1])
-            updates, opt_state = optimizer.update(jax.tree_util.tree_map(lambda g: cfg.vf_coef * g, grads), opt_state)
+            updates, opt_state = optimizer.update(grads, opt_state)
             return (optax.apply_updates(params, updates), opt_state), {"value_loss": value_loss}
 
         data = (batch.obs, batch.target)
