@@ -190,8 +190,14 @@ class ActionHead:
 
 
 # ----------------------------------------------------------------------------- calling conventions
+# A feed-forward network (``recurrent`` False) applies to any leading dims, so these helpers hand it the
+# arrays as they are ([N] or [M] rows): the compiled program then has exactly the shapes of a plain MLP
+# call (XLA:CPU picks kernels, and so summation orders, by shape). A recurrent network gets the
+# time-major [T, N] form the protocol defines, with T = 1.
 def step(network: Network, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array):
     """One time step of ``N`` envs: ``obs [N, ...]``, ``reset [N]`` -> ``(carry, dist_params [N, ...], value [N])``."""
+    if not network.recurrent:
+        return network.apply(params, carry, obs, reset)
     carry, dist_params, value = network.apply(params, carry, obs[None], reset[None])
     return carry, jax.tree_util.tree_map(lambda x: x[0], dist_params), value[0]
 
@@ -202,12 +208,16 @@ def _fresh(network: Network, obs: jax.Array) -> tuple[Carry, jax.Array]:
 
 
 def policy_on_transitions(network: Network, params: Params, obs: jax.Array) -> DistParams:
-    """Distribution parameters ``[M, ...]`` of independent transitions ``obs [M, ...]`` (feed-forward networks)."""
+    """Distribution parameters ``[M, ...]`` of independent transitions ``obs [M, ...]`` (each from a fresh carry)."""
     carry, reset = _fresh(network, obs)
+    if not network.recurrent:
+        return network.policy(params, carry, obs, reset[0])[1]
     return jax.tree_util.tree_map(lambda x: x[0], network.policy(params, carry, obs[None], reset)[1])
 
 
 def value_on_transitions(network: Network, params: Params, obs: jax.Array) -> jax.Array:
-    """Values ``[M]`` of independent transitions ``obs [M, ...]`` (feed-forward networks)."""
+    """Values ``[M]`` of independent transitions ``obs [M, ...]`` (each from a fresh carry)."""
     carry, reset = _fresh(network, obs)
+    if not network.recurrent:
+        return network.value(params, carry, obs, reset[0])[1]
     return network.value(params, carry, obs[None], reset)[1][0]

@@ -69,10 +69,7 @@ class Actor(nn.Module):
         if self.discrete:
             return {"logits": out}
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
-        # Broadcast over the leading dims flattened into one: its gradient is then one reduction over
-        # one axis whatever the leading shape ([N], [1, N], [T, N]), summed in the same order.
-        rows = math.prod(out.shape[:-1])
-        return {"mean": out, "log_std": jnp.broadcast_to(log_std, (rows, self.action_dim)).reshape(out.shape)}
+        return {"mean": out, "log_std": jnp.broadcast_to(log_std, out.shape)}
 
 
 class Critic(nn.Module):
