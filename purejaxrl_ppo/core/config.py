@@ -202,7 +202,10 @@ class BaseConfig(Validated):
     normalize_observations: bool = field(
         False, "normalise observations by running mean/var (carried per seed, updated after each rollout)"
     )
-    scale_rewards: bool = field(False, "divide rewards by the running std of the per-env discounted return")
+    scale_rewards: bool = field(
+        False, "divide rewards by the running std of the per-env discounted return (std floored at 1e-2, "
+        "scaled rewards clipped to ±10)"
+    )
     action_squash: str = field(
         "clip",
         f"continuous actions: {ACTION_SQUASHES[0]!r} the Gaussian sample to the bounds or squash it with "

@@ -20,6 +20,11 @@ from flax import struct
 
 #: Normalised observations are clipped to ±OBS_CLIP (as in Brax's PPO and SB3's VecNormalize).
 OBS_CLIP = 10.0
+#: Scaled rewards are clipped to ±REWARD_CLIP (as SB3's VecNormalize and CleanRL's continuous PPO).
+REWARD_CLIP = 10.0
+#: The return std is floored at this before dividing: a first rollout whose discounted returns all agree
+#: (variance 0) would otherwise scale rewards by 1/sqrt(eps) = 1e4.
+REWARD_STD_FLOOR = 1e-2
 _EPS = 1e-8
 
 
@@ -90,8 +95,8 @@ def scale_rewards(
 
     rewards, dones: ``[T, N]``. The per-env return G ← γ G + r is reset after
     an episode ends; every G of the rollout updates the statistics, which then
-    scale the whole rollout: ``r / sqrt(var(G) + eps)`` (the mean is not
-    subtracted, so the sign of rewards is kept; cf. Engstrom et al. 2020,
+    scale the whole rollout: ``clip(r / max(sqrt(var(G) + eps), REWARD_STD_FLOOR), ±REWARD_CLIP)``
+    (the mean is not subtracted, so the sign of rewards is kept; cf. Engstrom et al. 2020,
     "Implementation Matters", reward scaling). Returns ``(scaler', scaled [T, N])``.
     """
 
@@ -102,7 +107,8 @@ def scale_rewards(
 
     last, returns = jax.lax.scan(step, scaler.discounted_return, (rewards, dones))
     stats = update_stats(scaler.return_stats, returns)
-    scaled = rewards / jnp.sqrt(stats.var + _EPS)
+    std = jnp.maximum(jnp.sqrt(stats.var + _EPS), REWARD_STD_FLOOR)
+    scaled = jnp.clip(rewards / std, -REWARD_CLIP, REWARD_CLIP)
     return RewardScaler(last, stats), scaled
 
 
