@@ -19,9 +19,9 @@ class TRPOConfig(BaseConfig):
     * ``max_kl`` δ = 0.01, ``cg_iters`` 10, ``cg_damping`` 0.1: the TRPO paper's δ
       and OpenAI Baselines' ``trpo_mpi`` MuJoCo defaults.
     * ``fisher_subsample`` 5: ``trpo_mpi`` also forms Fisher-vector products on
-      every 5th sample. They dominate TRPO's cost, and the Fisher (an average over
-      states) is estimated well enough by a fifth of the batch for CartPole to be
-      solved with these defaults (``tests/test_learning.py``).
+      a fifth of the samples. They dominate TRPO's cost, and the Fisher (an average over
+      states) is estimated well enough by a random fifth of the batch, drawn afresh
+      every update, for CartPole to be solved with these defaults (``tests/test_learning.py``).
     * ``line_search_steps`` 10 with ``backtrack_coef`` 0.5: the step shrinks to
       0.5⁹ ≈ 0.2% of the KL-boundary step before the update is rejected.
     * ``ent_coef`` 0: the trust region, not an entropy bonus, limits how fast
@@ -43,7 +43,9 @@ class TRPOConfig(BaseConfig):
         0.1, "damping λ added to the Fisher: (F + λI); must be > 0 (F alone can be singular and CG then fails)",
         traced=True, bounds=POSITIVE,
     )
-    fisher_subsample: int = field(5, "use every k-th sample of the batch for Fisher-vector products", bounds=COUNT)
+    fisher_subsample: int = field(
+        5, "Fisher-vector products use a random 1/k of the batch's transitions (drawn afresh each update)", bounds=COUNT
+    )
     line_search_steps: int = field(10, "backtracking line-search trials", bounds=COUNT)
     backtrack_coef: float = field(0.5, "step shrink factor per line-search trial", traced=True, bounds=UNIT_OPEN)
     critic_learning_rate: float = field(1e-3, "Adam learning rate of the critic", traced=True, bounds=POSITIVE)

@@ -30,6 +30,25 @@ from purejaxrl_ppo.core.networks import DistParams, Network, Params, policy_on_t
 from purejaxrl_ppo.core.types import UpdateBatch
 
 
+# ----------------------------------------------------------------------------- the Fisher's sample
+#: Folded into the update's key to draw the Fisher's transitions.
+FISHER_KEY_SALT = 0x46495348  # "FISH"
+
+
+def fisher_sample(key: jax.Array, batch_size: int, subsample: int) -> jax.Array:
+    """Indices ``[batch_size // subsample]`` of the transitions the Fisher is estimated on, sorted.
+
+    A uniformly random subset without replacement, drawn afresh every update, so every env
+    and every time step can enter. (Taking every ``subsample``-th row of the flattened
+    time-major batch, as before 0.2, meant that with ``num_envs`` a multiple of
+    ``subsample`` only envs 0, k, 2k, ... ever entered the Fisher.) ``subsample == 1``
+    takes every transition.
+    """
+    if subsample == 1:
+        return jnp.arange(batch_size)
+    return jnp.sort(jax.random.choice(key, batch_size, (batch_size // subsample,), replace=False))
+
+
 # ----------------------------------------------------------------------------- surrogate and KL
 def surrogate(
     network: Network,
@@ -87,10 +106,11 @@ class TRPO(Algorithm):
         params = self.network.init(key)
         return TRPOState(params, self.critic_optimizer().init(self.network.value_params(params)))
 
-    def policy_step(self, params: Params, batch: UpdateBatch) -> tuple[Params, dict[str, jax.Array]]:
+    def policy_step(self, params: Params, batch: UpdateBatch, key: jax.Array) -> tuple[Params, dict[str, jax.Array]]:
         """One natural-gradient step with backtracking line search on ``[B]`` transitions.
 
-        Returns the new policy part θ' of ``params`` and the step's metrics.
+        ``key`` draws the Fisher's transitions (:func:`fisher_sample`). Returns the new policy
+        part θ' of ``params`` and the step's metrics.
         """
         cfg, network = self.config, self.network
         actor_params = network.policy_params(params)
@@ -104,7 +124,7 @@ class TRPO(Algorithm):
             return surrogate(network, full, batch.obs, batch.action, old_log_prob, advantage, cfg.ent_coef)
 
         old_objective, gradient = jax.value_and_grad(objective)(actor_params)
-        fisher_obs = batch.obs[:: cfg.fisher_subsample]
+        fisher_obs = batch.obs[fisher_sample(key, batch.obs.shape[0], cfg.fisher_subsample)]
         fvp = make_fisher_vector_product(network, params, fisher_obs, cfg.cg_damping)
         direction = conjugate_gradient(fvp, gradient, cfg.cg_iters)
         # Appendix C: largest step along s with ½ sᵀF s β² = δ, i.e. β = √(2δ / sᵀF s).
@@ -169,7 +189,8 @@ class TRPO(Algorithm):
     def update(self, state: TRPOState, batch: UpdateBatch, key: jax.Array) -> tuple[TRPOState, dict[str, jax.Array]]:
         """Natural-gradient policy step, then the critic fit, on the same ``[T, N]`` rollout (flattened)."""
         batch = batch.flatten()
-        actor_params, policy_metrics = self.policy_step(state.params, batch)
+        # The Fisher's sample gets a key of its own (folded in), so the critic's minibatches keep theirs.
+        actor_params, policy_metrics = self.policy_step(state.params, batch, jax.random.fold_in(key, FISHER_KEY_SALT))
         (critic_params, opt_state), critic_metrics = self.critic_fit(state.params, state.critic_opt_state, batch, key)
         params = self.network.with_value_params(self.network.with_policy_params(state.params, actor_params), critic_params)
         return TRPOState(params, opt_state), {**policy_metrics, **critic_metrics}
