@@ -209,7 +209,7 @@ class BaseConfig(Validated):
     action_squash: str = field(
         "clip",
         f"continuous actions: {ACTION_SQUASHES[0]!r} the Gaussian sample to the bounds or squash it with "
-        f"{ACTION_SQUASHES[1]!r} (log-prob corrected)",
+        f"{ACTION_SQUASHES[1]!r} (log-prob corrected; its entropy is a one-sample estimate per transition)",
         choices=ACTION_SQUASHES,
     )
     eval_every: int = field(

@@ -75,6 +75,9 @@ class Network(Protocol):
     def deterministic_action(self, dist_params: DistParams) -> jax.Array:
         """The greedy action, in sampled-action space."""
 
+    #: True when the entropy is estimated from noise (the losses then draw it: :func:`entropy_noise`).
+    entropy_is_sampled: bool
+
 
 def one_key_at_a_time(fn: Callable[[jax.Array], Any]) -> Callable[[jax.Array], Any]:
     """``fn(key)`` that, under ``vmap`` over keys, runs as a ``lax.map`` (one key per iteration).
@@ -117,15 +120,17 @@ class TanhGaussian:
     Jacobian term does not depend on θ, so probability ratios, and the KL
     (invariant under a bijection), equal those of the Gaussian.
 
-    ``entropy()`` has no closed form; we use the Gaussian entropy plus the
-    log-Jacobian at the mean, H[a] ≈ H[u] + Σᵢ log|f'(μᵢ)| (a deterministic
-    first-order estimate of H[u] + E[Σ log|f'(u)|]; it is finite and smooth,
-    and smaller than H[u] when the mean saturates).
+    The entropy H[a] = H[u] + E[Σᵢ log|f'(uᵢ)|] has no closed form. ``entropy(noise)``
+    is the one-sample reparameterised estimate H[u] + Σᵢ log|f'(μᵢ + σᵢ εᵢ)| with
+    ``noise`` ε ~ N(0, I) (unbiased, differentiable in μ and σ, as Brax's tanh-Gaussian
+    entropy); the losses draw ε per transition. ``entropy()`` without noise is the
+    first-order estimate at the mean, H[u] + Σᵢ log|f'(μᵢ)|: deterministic but biased
+    (at μ 0.7, σ 0.5 on [-1, 1]: 0.271 nats against the true 0.113).
     """
 
     def __init__(self, mean: jax.Array, log_std: jax.Array, low: jax.Array, high: jax.Array):
         self.gaussian = distrax.MultivariateNormalDiag(mean, jnp.exp(log_std))
-        self.mean, self.low, self.high = mean, low, high
+        self.mean, self.log_std, self.low, self.high = mean, log_std, low, high
 
     def log_det_jacobian(self, u: jax.Array) -> jax.Array:
         """Σᵢ log|f'(uᵢ)| over the last axis."""
@@ -141,8 +146,10 @@ class TanhGaussian:
     def log_prob(self, u: jax.Array) -> jax.Array:
         return self.gaussian.log_prob(u) - self.log_det_jacobian(u)
 
-    def entropy(self) -> jax.Array:
-        return self.gaussian.entropy() + self.log_det_jacobian(self.mean)
+    def entropy(self, noise: jax.Array | None = None) -> jax.Array:
+        """``[...]``: the sampled estimate with ``noise [..., A]`` ~ N(0, I), else the estimate at the mean."""
+        u = self.mean if noise is None else self.mean + jnp.exp(self.log_std) * noise
+        return self.gaussian.entropy() + self.log_det_jacobian(u)
 
     def kl_divergence(self, other: "TanhGaussian") -> jax.Array:
         return self.gaussian.kl_divergence(other.gaussian)
@@ -187,6 +194,22 @@ class ActionHead:
         if self.action_space.discrete:
             return jnp.argmax(dist_params["logits"], axis=-1)
         return dist_params["mean"]
+
+    @property
+    def entropy_is_sampled(self) -> bool:
+        """True when the entropy has no closed form (the tanh squash): losses pass it noise (:func:`entropy`)."""
+        return not self.action_space.discrete and self.action_squash == "tanh"
+
+
+def entropy(dist: Any, noise: jax.Array | None = None) -> jax.Array:
+    """Per-state entropy ``[...]``: exact for categorical and Gaussian policies; for the tanh-squashed
+    Gaussian the one-sample estimate with ``noise`` (see :class:`TanhGaussian`)."""
+    return dist.entropy(noise) if isinstance(dist, TanhGaussian) else dist.entropy()
+
+
+def entropy_noise(network: Network, key: jax.Array, action_shape: tuple[int, ...]) -> jax.Array | None:
+    """Standard-normal noise ``action_shape`` for the sampled entropy, or ``None`` when it is exact."""
+    return jax.random.normal(key, action_shape) if network.entropy_is_sampled else None
 
 
 # ----------------------------------------------------------------------------- calling conventions

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 from purejaxrl_ppo.core.algos import losses
 from purejaxrl_ppo.core.algos.base import normalize
 from purejaxrl_ppo.core.networks import DistParams, Network, Params, policy_on_transitions, value_on_transitions
+from purejaxrl_ppo.core.networks import entropy as policy_entropy
 from purejaxrl_ppo.core.types import UpdateBatch
 
 
@@ -62,6 +63,7 @@ def ppo_loss(
     objective: str = "clip",
     kl_coef: float | jax.Array = 0.0,
     old_dist_params: DistParams | None = None,
+    entropy_noise: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """PPO's total loss on a (mini)batch of ``[M]`` independent transitions (a flattened :class:`UpdateBatch`).
 
@@ -76,7 +78,8 @@ def ppo_loss(
 
     L_V is :func:`~purejaxrl_ppo.core.algos.losses.value_loss`, clipped by ε with
     ``clip_value_loss``. Advantages are normalised over the minibatch when
-    ``normalize_advantages``.
+    ``normalize_advantages``. H is exact, or for a tanh-squashed policy the one-sample
+    estimate with ``entropy_noise [M, A]`` (:func:`~purejaxrl_ppo.core.networks.base.entropy`).
 
     Returns ``(loss, aux)``; aux holds ``policy_loss, value_loss, entropy,
     approx_kl`` (the k3 estimator E[(r - 1) - log r]) and ``clip_fraction``.
@@ -100,7 +103,7 @@ def ppo_loss(
     policy_loss = policy_objective.loss(ratio, advantage, kl, clip_eps, kl_coef)
     value_loss = losses.value_loss(value, batch.value, batch.target, clip_eps if clip_value_loss else None)
 
-    entropy = dist.entropy().mean()
+    entropy = policy_entropy(dist, entropy_noise).mean()
     loss = policy_loss + vf_coef * value_loss - ent_coef * entropy
     aux = {
         "policy_loss": policy_loss,

@@ -24,8 +24,12 @@ from purejaxrl_ppo.core.algos import register_algorithm
 from purejaxrl_ppo.core.algos.base import Algorithm, minibatch_epochs
 from purejaxrl_ppo.core.algos.ppo.config import PPOConfig
 from purejaxrl_ppo.core.algos.ppo.loss import POLICY_OBJECTIVES, adapt_kl_coef, policy_kl, ppo_loss
-from purejaxrl_ppo.core.networks import DistParams, Params, policy_on_transitions
+from purejaxrl_ppo.core.networks import DistParams, Params, entropy_noise, policy_on_transitions
 from purejaxrl_ppo.core.types import UpdateBatch
+
+
+#: Folded into the update's key to draw the sampled-entropy noise (tanh-squashed policies only).
+ENTROPY_KEY_SALT = 0x454E5452  # "ENTR"
 
 
 @struct.dataclass
@@ -88,7 +92,9 @@ class PPO(Algorithm):
         the rollout) and shuffled with it. ``kl_adaptive`` then measures
         d = E_s[KL[π_old(·|s), π(·|s)]] exactly over the batch with the updated
         actor and adapts β (:func:`adapt_kl_coef`); metrics add ``kl`` (that d)
-        and ``kl_coef`` (the β this update's loss used).
+        and ``kl_coef`` (the β this update's loss used). For a tanh-squashed policy each
+        transition gets standard-normal noise for the sampled entropy estimate, drawn
+        once per update from a key folded out of ``key`` (the minibatch permutations keep theirs).
         """
         cfg = self.config
         batch = batch.flatten()
@@ -99,16 +105,19 @@ class PPO(Algorithm):
             jax.lax.stop_gradient(policy_on_transitions(self.network, state.params, batch.obs)) if uses_kl else None
         )
 
-        def minibatch_step(state: PPOState, data: tuple[UpdateBatch, DistParams | None]):
-            minibatch, old_dist_minibatch = data
+        noise = entropy_noise(self.network, jax.random.fold_in(key, ENTROPY_KEY_SALT), batch.action.shape)
+
+        def minibatch_step(state: PPOState, data: tuple[UpdateBatch, DistParams | None, jax.Array | None]):
+            minibatch, old_dist_minibatch, noise_minibatch = data
             grads, aux = grad_fn(
                 state.params, self.network, minibatch, cfg.clip_eps, cfg.vf_coef, cfg.ent_coef,
                 cfg.clip_value_loss, cfg.normalize_advantages, cfg.policy_objective, state.kl_coef, old_dist_minibatch,
+                noise_minibatch,
             )
             updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
             return state.replace(params=optax.apply_updates(state.params, updates), opt_state=opt_state), aux
 
-        data = (batch, old_dist_params)
+        data = (batch, old_dist_params, noise)
         new_state, metrics = minibatch_epochs(minibatch_step, state, data, key, cfg.update_epochs, cfg.num_minibatches)
         if not uses_kl:
             return new_state, metrics

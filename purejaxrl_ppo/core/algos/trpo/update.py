@@ -26,7 +26,15 @@ from purejaxrl_ppo.core.algos import losses, register_algorithm
 from purejaxrl_ppo.core.algos.base import Algorithm, minibatch_epochs, normalize
 from purejaxrl_ppo.core.algos.trpo.config import TRPOConfig
 from purejaxrl_ppo.core.algos.trpo.natural_gradient import tree_axpy, tree_vdot, conjugate_gradient, make_fisher_vector_product
-from purejaxrl_ppo.core.networks import DistParams, Network, Params, policy_on_transitions, value_on_transitions
+from purejaxrl_ppo.core.networks import (
+    DistParams,
+    Network,
+    Params,
+    entropy,
+    entropy_noise,
+    policy_on_transitions,
+    value_on_transitions,
+)
 from purejaxrl_ppo.core.types import UpdateBatch
 
 
@@ -58,11 +66,16 @@ def surrogate(
     old_log_prob: jax.Array,
     advantage: jax.Array,
     ent_coef: float | jax.Array,
+    entropy_noise: jax.Array | None = None,
 ) -> jax.Array:
-    """L(θ) = E[π_θ(a|s)/π_old(a|s) · A] + ent_coef · E[H(π_θ(·|s))] over ``[B]`` samples."""
+    """L(θ) = E[π_θ(a|s)/π_old(a|s) · A] + ent_coef · E[H(π_θ(·|s))] over ``[B]`` samples.
+
+    H is exact, or for a tanh-squashed policy the one-sample estimate with ``entropy_noise [B, A]``
+    (the same noise for every evaluation within an update, so the line search compares like with like).
+    """
     dist = network.distribution(policy_on_transitions(network, params, obs))
     ratio = jnp.exp(dist.log_prob(action) - old_log_prob)
-    return losses.importance_weighted_advantage(ratio, advantage).mean() + ent_coef * dist.entropy().mean()
+    return losses.importance_weighted_advantage(ratio, advantage).mean() + ent_coef * entropy(dist, entropy_noise).mean()
 
 
 def mean_kl(network: Network, old_dist_params: DistParams, params: Params, obs: jax.Array) -> jax.Array:
@@ -109,10 +122,12 @@ class TRPO(Algorithm):
     def policy_step(self, params: Params, batch: UpdateBatch, key: jax.Array) -> tuple[Params, dict[str, jax.Array]]:
         """One natural-gradient step with backtracking line search on ``[B]`` transitions.
 
-        ``key`` draws the Fisher's transitions (:func:`fisher_sample`). Returns the new policy
+        ``key`` draws the Fisher's transitions (:func:`fisher_sample`) and, folded, the sampled-entropy
+        noise of a tanh-squashed policy. Returns the new policy
         part θ' of ``params`` and the step's metrics.
         """
         cfg, network = self.config, self.network
+        noise = entropy_noise(network, jax.random.fold_in(key, 1), batch.action.shape)
         actor_params = network.policy_params(params)
         old_dist_params = jax.lax.stop_gradient(policy_on_transitions(network, params, batch.obs))
         old_dist = network.distribution(old_dist_params)
@@ -121,7 +136,7 @@ class TRPO(Algorithm):
 
         def objective(theta: Params) -> jax.Array:
             full = network.with_policy_params(params, theta)
-            return surrogate(network, full, batch.obs, batch.action, old_log_prob, advantage, cfg.ent_coef)
+            return surrogate(network, full, batch.obs, batch.action, old_log_prob, advantage, cfg.ent_coef, noise)
 
         old_objective, gradient = jax.value_and_grad(objective)(actor_params)
         fisher_obs = batch.obs[fisher_sample(key, batch.obs.shape[0], cfg.fisher_subsample)]
@@ -158,7 +173,7 @@ class TRPO(Algorithm):
             "line_search_accepted": accepted.astype(jnp.float32),
             "line_search_trials": trials.astype(jnp.float32),
             "surrogate_improvement": jnp.where(accepted, improvement, 0.0),
-            "entropy": old_dist.entropy().mean(),
+            "entropy": entropy(old_dist, noise).mean(),
         }
         return new_params, metrics
 
