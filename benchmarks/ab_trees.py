@@ -10,7 +10,8 @@ to warm up, then times ``--calls`` steady-state calls and reports the best.
     python benchmarks/ab_trees.py --a /tmp/before --b . --out benchmarks/results/refactor/throughput_ab.json
 
 The JSON holds every measurement, the per-point median env-steps/s of each tree and the
-ratio B / A, the machine, and the command.
+ratio B / A, each tree's final-return summary across seeds (to see what a change did to
+learning; ``--set FIELD=VALUE`` configures both trees alike), the machine, and the command.
 """
 
 from __future__ import annotations
@@ -33,13 +34,15 @@ def point(spec: dict) -> dict:
 
     import jax
 
-    config = pjp.config_from_dict({"algo": spec["algo"], "env_name": spec["env"], "total_timesteps": spec["total"]})
+    values = {"algo": spec["algo"], "env_name": spec["env"], "total_timesteps": spec["total"], **spec.get("set", {})}
+    config = pjp.config_from_dict(values)
     keys = jax.random.split(jax.random.PRNGKey(0), spec["seeds"])
     train = jax.jit(jax.vmap(pjp.make_train(config)))
     start = time.perf_counter()
     compiled = train.lower(keys).compile()
     compile_seconds = time.perf_counter() - start
-    jax.block_until_ready(compiled(keys))
+    out = jax.block_until_ready(compiled(keys))
+    finals = pjp.final_returns(jax.device_get(out.metrics["episode_return"]))
     best = float("inf")
     for _ in range(spec["calls"]):
         start = time.perf_counter()
@@ -47,7 +50,8 @@ def point(spec: dict) -> dict:
         best = min(best, time.perf_counter() - start)
     steps = spec["seeds"] * config.num_updates * config.batch_size
     return {**spec, "package": pjp.__file__, "compile_seconds": compile_seconds, "seconds": best,
-            "env_steps_per_second": steps / best}
+            "env_steps_per_second": steps / best, "final_return": pjp.summarize(finals),
+            "final_return_per_seed": [float(x) for x in finals]}
 
 
 def _child(tree: Path, spec: dict, timeout: float) -> dict:
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--total", type=int, default=100_352, help="env steps per seed")
     parser.add_argument("--calls", type=int, default=3, help="timed calls per child (best reported)")
+    parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
+                        help="config fields for both trees (values parsed as JSON, else strings)")
     parser.add_argument("--repeats", type=int, default=2, help="A B B A blocks per point")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", type=Path, required=True)
@@ -78,10 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(point(json.loads(args.point))), flush=True)
         return 0
 
+    overrides = {}
+    for item in args.set:
+        name, _, text = item.partition("=")
+        try:
+            overrides[name] = json.loads(text)
+        except json.JSONDecodeError:
+            overrides[name] = text
     results, summary = [], []
     for algo in args.algos:
         for seeds in args.seeds:
-            spec = {"algo": algo, "env": args.env, "seeds": seeds, "total": args.total, "calls": args.calls}
+            spec = {"algo": algo, "env": args.env, "seeds": seeds, "total": args.total, "calls": args.calls,
+                    "set": overrides}
             measured: dict[str, list[float]] = {"a": [], "b": []}
             for _ in range(args.repeats):
                 for label in ("a", "b", "b", "a"):
@@ -89,9 +103,13 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(row)
                     measured[label].append(row["env_steps_per_second"])
             a, b = statistics.median(measured["a"]), statistics.median(measured["b"])
+            finals = {label: next(r["final_return"] for r in results[::-1] if r["tree"] == label and
+                                  r["algo"] == algo and r["seeds"] == seeds) for label in ("a", "b")}
             summary.append({"algo": algo, "seeds": seeds, "a_env_steps_per_second": a,
-                            "b_env_steps_per_second": b, "ratio_b_over_a": b / a})
-            print(f"{algo} {seeds:>3} seeds: A {a:,.0f}  B {b:,.0f}  B/A {b / a:.3f}", flush=True)
+                            "b_env_steps_per_second": b, "ratio_b_over_a": b / a,
+                            "a_final_return": finals["a"], "b_final_return": finals["b"]})
+            print(f"{algo} {seeds:>3} seeds: A {a:,.0f}  B {b:,.0f}  B/A {b / a:.3f}   final return IQM "
+                  f"A {finals['a']['iqm']:.1f}  B {finals['b']['iqm']:.1f}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "command": "python " + " ".join(shlex.quote(x) for x in [sys.argv[0], *(argv or sys.argv[1:])]),

@@ -113,7 +113,6 @@ def run_point(spec: dict) -> dict:
     if spec.get("cpu_devices", 1) > 1:  # before the config: building it imports gymnax, which starts jax
         pjp.use_cpu_devices(spec["cpu_devices"])
     import jax
-    import jax.numpy as jnp
 
     from purejaxrl_ppo.core.envs import make_env
     from purejaxrl_ppo.core.rollout import collect

@@ -153,7 +153,7 @@ def use_cpu_devices(count: int | str = "auto") -> int:
 # gives 494 fusions and 543 copies in the compiled program and ~19 s of compile
 # CPU time; the unrolled form 311 fusions, 133 copies and ~11 s, with the same
 # run time. The hash is the same function either way, so every random number,
-# and therefore every training result, is bit-identical (``tests/test_prng.py``).
+# and therefore every training result, is bit-identical (``tests/test_platform.py``).
 #
 # This uses jax internals (``jax._src.random.threefry2x32``), so it is guarded:
 # if they move, nothing is changed and jax's default is used. Set

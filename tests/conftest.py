@@ -1,4 +1,8 @@
-"""Shared test helpers. Importing purejaxrl_ppo first applies the XLA:CPU workaround.
+"""Test session setup. Importing purejaxrl_ppo first applies the XLA:CPU workaround.
+
+The tests mirror the package's folders (tests/core/, tests/launch/, ...). Their shared
+helpers live in tests/helpers.py; this file puts tests/ on ``sys.path`` so every test
+module, in any folder, can ``from helpers import ...``.
 
 Every test (and every subprocess a test starts) shares one persistent JAX compilation
 cache for the session, in a fresh temporary directory, unless the caller set
@@ -10,7 +14,13 @@ empty, so nothing from an earlier run (or another jax version) is reused.
 
 import os
 import shutil
+import sys
 import tempfile
+from pathlib import Path
+
+_TESTS_DIR = str(Path(__file__).resolve().parent)
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)  # `from helpers import ...` from any test folder
 
 if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     _CACHE_DIR = tempfile.mkdtemp(prefix="purejaxrl-ppo-test-jax-cache-")

@@ -1,10 +1,17 @@
-"""The XLA:CPU deadlock workaround is appended to XLA_FLAGS, never overwriting them."""
+"""Platform workarounds (platform.py): the XLA:CPU deadlock flag is appended to XLA_FLAGS (never
+overwriting them), one XLA device per core on request, and the unrolled CPU threefry lowering gives
+jax's random numbers bit for bit."""
 
 import os
 import subprocess
 import sys
 
-from purejaxrl_ppo.platform import CPU_DEADLOCK_FLAG, appended_xla_flags
+import jax
+import numpy as np
+import pytest
+
+import purejaxrl_ppo  # noqa: F401  (applies the workarounds)
+from purejaxrl_ppo.platform import CPU_DEADLOCK_FLAG, OPT_OUT_VARIABLE, appended_xla_flags
 
 
 def test_appends_to_user_flags_and_keeps_them():
@@ -124,3 +131,44 @@ def test_auto_is_one_device_per_available_core():
     assert proc.returncode == 0, proc.stderr
     count, devices = map(int, proc.stdout.split())
     assert count == devices == len(os.sched_getaffinity(0))
+
+
+# ------------------------------------------------------------------ unrolled CPU threefry lowering
+_PRNG_SCRIPT = """
+import numpy as np, jax, purejaxrl_ppo as pjp
+key = jax.random.PRNGKey(3)
+draws = jax.jit(lambda k: (jax.random.split(k, 7), jax.random.uniform(k, (5, 3)), jax.random.normal(jax.random.fold_in(k, 2), (4,)),
+                           jax.random.permutation(k, 11), jax.random.categorical(k, np.zeros((6, 3)))))(key)
+# Every kind of draw the training program makes (key splits, uniform env resets, normal initialisation,
+# minibatch permutations, categorical actions): equal draws make equal training runs, since the lowering
+# rule is the only thing that differs. (A whole training program per lowering took ~15 s more.)
+leaves = [np.asarray(x) for x in jax.tree_util.tree_leaves(draws)]
+np.savez(__import__("sys").argv[1], *leaves)
+"""
+
+
+def _prng_draws(tmp_path, name: str, opt_out: bool) -> list[np.ndarray]:
+    env = dict(os.environ)
+    env.pop(OPT_OUT_VARIABLE, None)
+    if opt_out:
+        env[OPT_OUT_VARIABLE] = "1"
+    path = tmp_path / f"{name}.npz"
+    proc = subprocess.run([sys.executable, "-c", _PRNG_SCRIPT, str(path)], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with np.load(path) as data:
+        return [data[k] for k in sorted(data.files, key=lambda s: int(s.split("_")[1]))]
+
+
+def test_unrolled_lowering_is_bit_identical_to_jax_default(tmp_path):
+    ours = _prng_draws(tmp_path, "unrolled", opt_out=False)
+    default = _prng_draws(tmp_path, "default", opt_out=True)
+    assert len(ours) == len(default) == 5
+    for a, b in zip(ours, default):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_lowering_is_unrolled_in_this_process():
+    if jax.default_backend() != "cpu":
+        pytest.skip(f"the unrolled threefry lowering applies on CPU only (backend: {jax.default_backend()})")
+    hlo = jax.jit(lambda k: jax.random.split(k, 4)).lower(jax.random.PRNGKey(0)).compile().as_text()
+    assert " while(" not in hlo and "while(" not in hlo.replace("while (", "")

@@ -20,7 +20,7 @@ results are bit-identical whenever the block widths agree:
 * with ``seeds_per_batch=b`` every seed trains in a vmapped block of exactly
   ``b`` seeds (the seed axis is padded to a multiple of ``devices x b``), so
   the result is the same, bit for bit, on any number of devices and for any
-  ``num_seeds`` (``tests/test_sharding.py`` asserts ``np.array_equal`` on
+  ``num_seeds`` (``tests/launch/test_layout.py`` asserts ``np.array_equal`` on
   every leaf, for :func:`train_seeds` and the chunked CLI runner).
 
 Without ``seeds_per_batch`` the block width is the seed count per device, so

@@ -7,6 +7,7 @@ import pytest
 
 import purejaxrl_ppo as pjp
 from purejaxrl_ppo.core.envs import BraxEnv, parse_brax_name
+from purejaxrl_ppo.core.networks import value_on_transitions
 from purejaxrl_ppo.core.rollout import bootstrap_values, collect, reset_envs
 
 # A short time limit so a few steps cross it.
@@ -57,7 +58,7 @@ def test_truncation_at_the_episode_limit_bootstraps_from_the_final_obs():
     def run(key):
         runner = reset_envs(env, network, key, config.num_envs)
         _, traj = collect(env, network, params, runner, jax.random.PRNGKey(1), config.num_steps)
-        return traj, bootstrap_values(network, params["critic"], traj)
+        return traj, bootstrap_values(network, params, traj)
 
     traj, next_values = jax.jit(run)(jax.random.PRNGKey(2))
     truncated = np.asarray(traj.done & ~traj.terminated)
@@ -70,7 +71,7 @@ def test_truncation_at_the_episode_limit_bootstraps_from_the_final_obs():
     assert np.abs(obs[3]).max() < 0.011  # fresh reset noise is ±0.01
     assert not np.allclose(final[2], obs[3])
     np.testing.assert_allclose(final[:2], obs[1:3], rtol=1e-6)  # within an episode final_obs = next obs
-    critic_final = network.value(params["critic"], traj.final_obs[2])
+    critic_final = value_on_transitions(network, params, traj.final_obs[2])
     np.testing.assert_allclose(next_values[2], critic_final, rtol=1e-6)
     # GAE: the truncated step bootstraps from V(final_obs), not from the next episode's first obs.
     adv, _ = pjp.gae(traj.reward, traj.value, next_values, traj.terminated, traj.done, 0.9, 0.95)

@@ -1,7 +1,8 @@
-"""Config validation, defaults, derived sizes, dict round trips and the pytree protocol."""
+"""Config validation (field metadata and check()), defaults, derived sizes, dict round trips and the pytree protocol."""
 
 import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax runs)
 
+import dataclasses
 import json
 
 import jax
@@ -9,13 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from purejaxrl_ppo import ConfigError
-
-from purejaxrl_ppo import PPOConfig
-
-from purejaxrl_ppo import TRPOConfig
-
-from purejaxrl_ppo import config_from_dict
+from purejaxrl_ppo import ConfigError, PPOConfig, TRPOConfig, config_from_dict
+from purejaxrl_ppo.core.algos import config_classes
+from purejaxrl_ppo.core.config import BaseConfig, field_table
 
 # Small but valid base settings (batch 4 * 8 = 32).
 SMALL = dict(env_name="CartPole-v1", num_envs=4, num_steps=8, total_timesteps=320)
@@ -93,7 +90,7 @@ def test_bad_activation(cls):
 
 
 def test_empty_and_bad_hidden_sizes():
-    raises(["hidden_sizes"], **SMALL, hidden_sizes=())
+    raises(["hidden_sizes", "must be a non-empty list of positive integers"], **SMALL, hidden_sizes=())
     raises(["hidden_sizes", "0"], **SMALL, hidden_sizes=(64, 0))
 
 
@@ -115,7 +112,7 @@ def test_wrong_type_for_int(field, value):
 
 @pytest.mark.parametrize("field,value", [("anneal_lr", 1), ("clip_value_loss", 0), ("normalize_advantages", "yes")])
 def test_wrong_type_for_bool(field, value):
-    raises([field, repr(value)], **{**SMALL, field: value})
+    raises([field, repr(value), "must be true or false"], **{**SMALL, field: value})
 
 
 def test_wrong_type_for_float_and_non_finite():
@@ -142,6 +139,22 @@ def test_fisher_subsample_larger_than_batch():
 
 def test_critic_minibatches_must_divide_batch():
     raises(["critic_minibatches", "3", "32"], cls=TRPOConfig, **SMALL, critic_minibatches=3)
+
+
+def test_policy_is_a_registered_network():
+    assert PPOConfig(**SMALL).policy == "mlp" and TRPOConfig(**SMALL).policy == "mlp"
+    message = raises(["policy", "transformer"], **SMALL, policy="transformer")
+    assert "mlp" in message  # says what would be valid
+
+
+def test_check_runs_cross_field_rules_after_the_per_field_checks():
+    cfg = PPOConfig(**SMALL)
+    cfg.check()  # a valid config passes again
+    # per-field checks (type, bounds) run first, from the field metadata ...
+    raises(["num_minibatches", "positive integer"], **SMALL, num_minibatches=0)
+    # ... then check() relates fields to one another
+    raises(["num_minibatches", "not divisible"], **SMALL, num_minibatches=3)
+    assert not hasattr(BaseConfig, "validate")
 
 
 def test_replace_validates():
@@ -219,7 +232,25 @@ def test_config_from_dict_unknown_key_and_algo():
 # ----------------------------------------------------------------------------- pytree protocol
 PPO_HYPERPARAMETERS = {"gamma", "gae_lambda", "ent_coef", "vf_coef", "learning_rate", "clip_eps", "max_grad_norm",
                        "kl_coef", "kl_target"}
-TRPO_HYPERPARAMETERS = {"gamma", "gae_lambda", "ent_coef", "vf_coef", "max_kl", "cg_damping", "backtrack_coef", "critic_learning_rate"}
+TRPO_HYPERPARAMETERS = {"gamma", "gae_lambda", "ent_coef", "max_kl", "cg_damping", "backtrack_coef", "critic_learning_rate"}
+
+
+def test_config_classes_are_the_registered_algorithms():
+    assert config_classes() == {"ppo": PPOConfig, "trpo": TRPOConfig}
+    for name, cls in config_classes().items():
+        assert cls.algo_name == name and issubclass(cls, BaseConfig)
+
+
+@pytest.mark.parametrize("cls", [PPOConfig, TRPOConfig])
+def test_hyperparameters_are_the_traced_fields_of_the_table(cls):
+    rows = field_table(cls)
+    assert [row["name"] for row in rows] == [f.name for f in dataclasses.fields(cls)]
+    assert cls.HYPERPARAMETERS == tuple(row["name"] for row in rows if row["traced"])
+    assert all(row["type"] == "float" for row in rows if row["traced"])
+    assert all(row["help"] for row in rows)  # every field documents itself
+    by_name = {row["name"]: row for row in rows}
+    assert by_name["activation"]["choices"] == ("tanh", "relu", "gelu", "elu", "swish")
+    assert "mlp" in by_name["policy"]["choices"] and by_name["num_envs"]["default"] == 4
 
 
 def test_pytree_leaves_are_exactly_the_hyperparameters():
@@ -230,10 +261,10 @@ def test_pytree_leaves_are_exactly_the_hyperparameters():
     assert leaves == [getattr(cfg, name) for name in PPOConfig.HYPERPARAMETERS]
     assert sorted(leaves) == sorted([0.91, 0.92, 0.03, 0.4, 1e-3, 0.15, 0.7, 1.0, 0.01])  # + kl_coef, kl_target defaults
 
-    trpo = TRPOConfig(**SMALL, gamma=0.91, gae_lambda=0.92, ent_coef=0.03, vf_coef=0.4, max_kl=0.02,
+    trpo = TRPOConfig(**SMALL, gamma=0.91, gae_lambda=0.92, ent_coef=0.03, max_kl=0.02,
                       cg_damping=0.05, backtrack_coef=0.6, critic_learning_rate=3e-3)
     assert set(TRPOConfig.HYPERPARAMETERS) == TRPO_HYPERPARAMETERS
-    assert sorted(jax.tree_util.tree_leaves(trpo)) == sorted([0.91, 0.92, 0.03, 0.4, 0.02, 0.05, 0.6, 3e-3])
+    assert sorted(jax.tree_util.tree_leaves(trpo)) == sorted([0.91, 0.92, 0.03, 0.02, 0.05, 0.6, 3e-3])
 
 
 def test_structural_fields_are_static():

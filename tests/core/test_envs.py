@@ -1,8 +1,6 @@
-"""The gymnax adapter behind ``make_env``: spaces, auto-reset, truncation, statistics, clipping."""
+"""The gymnax adapter behind ``make_env`` (core/envs/): spaces, auto-reset, truncation, statistics, clipping."""
 
 import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax runs)
-
-import functools
 
 import gymnax
 import jax
@@ -10,8 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-# Compile time dominates on a small CPU; LLVM's optimisation level changes nothing checked here.
-fast_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+from helpers import fast_jit
 
 # gymnax Pendulum-v1 constants (EnvParams defaults), for the numpy dynamics below
 G, M, L, DT, MAX_SPEED, MAX_TORQUE = 10.0, 1.0, 1.0, 0.05, 8.0, 2.0

@@ -1,6 +1,4 @@
-"""evaluate(), saved policies, presets and the render command (gymnax, fast)."""
-
-import json
+"""evaluate() (core/evaluate.py) and periodic evaluation inside training (gymnax, fast)."""
 
 import jax
 import jax.numpy as jnp
@@ -8,11 +6,8 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from purejaxrl_ppo.cli import main
+from helpers import TINY, leaves_equal
 from purejaxrl_ppo.core.evaluate import first_episode_returns
-from purejaxrl_ppo.runs.policy_files import load_policy, save_policy
-from purejaxrl_ppo.core.normalization import init_stats
-from purejaxrl_ppo.cli.presets import brax_preset
 
 
 def test_first_episode_returns_matches_a_loop():
@@ -38,57 +33,8 @@ def test_evaluate_runs_whole_deterministic_episodes():
         pjp.evaluate(config.replace(normalize_observations=True), params, jax.random.PRNGKey(1), 2)
 
 
-def test_policy_round_trip(tmp_path):
-    params = {"actor": {"w": np.arange(6.0).reshape(2, 3)}, "critic": {"b": np.ones(2)}}
-    stats = init_stats((3,))
-    save_policy(tmp_path / "p.msgpack", params, stats)
-    loaded, loaded_stats = load_policy(tmp_path / "p.msgpack")
-    np.testing.assert_array_equal(loaded["actor"]["w"], params["actor"]["w"])
-    np.testing.assert_array_equal(loaded_stats.var, np.ones(3))
-    save_policy(tmp_path / "q.msgpack", params, None)
-    assert load_policy(tmp_path / "q.msgpack")[1] is None
-
-
-def test_brax_presets_apply_only_to_brax_names():
-    assert brax_preset("ppo", "CartPole-v1") == {}
-    preset = brax_preset("ppo", "brax/inverted_pendulum?backend=positional")
-    assert preset["normalize_observations"] and preset["num_envs"] == 32
-    assert brax_preset("trpo", "brax/hopper")["action_squash"] == "tanh"
-    for algo, cls in (("ppo", pjp.PPOConfig), ("trpo", pjp.TRPOConfig)):
-        for env in ("brax/inverted_pendulum", "brax/reacher", "brax/hopper"):
-            cls(env_name=env, **brax_preset(algo, env))  # every preset is a valid config
-
-
-def test_train_saves_a_policy(tmp_path):
-    run = tmp_path / "run"
-    argv = ["train", "--env", "CartPole-v1", "--num-seeds", "2", "--total-timesteps", "256", "--num-envs", "2",
-            "--num-steps", "32", "--quiet", "--out", str(run), "--normalize-observations", "--eval-every", "2",
-            "--eval-episodes", "2"]
-    assert main(argv) == 0
-    header, *rows = [line.split(",") for line in (run / "metrics.csv").read_text().splitlines()]
-    evals = [row[header.index("eval_return")] for row in rows]  # one row per seed and update
-    assert evals.count("nan") == len(evals) // 2 and all(float(x) > 0 for x in evals if x != "nan")
-    params, stats = load_policy(run / "policy.msgpack")
-    assert stats.mean.shape == (2, 4) and float(stats.count[0]) == 256
-    assert jax.tree_util.tree_leaves(params)[0].shape[0] == 2
-    assert json.loads((run / "config.json").read_text())["normalize_observations"] is True
-
-
-def test_render_writes_a_gif_of_a_minatar_policy(tmp_path):
-    config = pjp.PPOConfig(env_name="Breakout-MinAtar", num_envs=2, num_steps=8, total_timesteps=16)
-    env = pjp.make_env(config.env_name)
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    params = jax.vmap(pjp.make_network(config, env.action_space, env.observation_shape).init)(keys)
-    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
-    save_policy(tmp_path / "policy.msgpack", params, None)
-    assert main(["render", "--run", str(tmp_path), "--seed-index", "1"]) == 0
-    assert (tmp_path / "render.gif").read_bytes()[:3] == b"GIF"
-    assert main(["render", "--run", str(tmp_path), "--seed-index", "5"]) == 2
-
-
 # ----------------------------------------------------------------------------- periodic evaluation
-EVAL_TINY = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6, hidden_sizes=(8,),
-                 num_minibatches=2, update_epochs=1, normalize_observations=True)
+EVAL_TINY = dict(TINY, num_minibatches=2, update_epochs=1, normalize_observations=True)
 
 
 def test_eval_config_is_validated():
@@ -107,8 +53,7 @@ def test_periodic_eval_equals_evaluate_and_leaves_training_unchanged():
     base = jax.jit(pjp.make_train(plain))(key)
     assert "eval_return" not in base.metrics  # off: the metrics are those of a run without the feature
     evals = np.asarray(out.metrics.pop("eval_return"))
-    for x, y in zip(jax.tree_util.tree_leaves((out.metrics, out.state)), jax.tree_util.tree_leaves((base.metrics, base.state))):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # evaluating does not touch training
+    leaves_equal((out.metrics, out.state), (base.metrics, base.state))  # evaluating does not touch training
     assert np.isnan(evals[0::2]).all() and np.isfinite(evals[1::2]).all()
 
     state = jax.jit(lambda k: pjp.init_train_state(plain, k))(key)

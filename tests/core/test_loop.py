@@ -1,4 +1,4 @@
-"""The compiled training program: determinism, vmap, chunking, traced hyperparameters."""
+"""The compiled training program (core/loop.py): determinism, vmap, chunking, traced hyperparameters."""
 
 import jax
 import jax.numpy as jnp
@@ -6,19 +6,7 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-
-TINY = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6, hidden_sizes=(8,))
-
-
-def tiny_config(algo: str, **overrides):
-    if algo == "ppo":
-        return pjp.PPOConfig(**{**TINY, "num_minibatches": 2, "update_epochs": 2, **overrides})
-    return pjp.TRPOConfig(**{**TINY, "critic_minibatches": 2, "critic_epochs": 2, "fisher_subsample": 2, **overrides})
-
-
-def assert_trees_equal(a, b):
-    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+from helpers import leaves_equal, tiny_config
 
 
 @pytest.fixture(scope="module", params=["ppo", "trpo"])
@@ -48,8 +36,8 @@ def test_same_key_is_bit_identical_and_different_keys_differ(compiled):
     a = train(jax.random.PRNGKey(3))
     b = train(jax.random.PRNGKey(3))
     c = train(jax.random.PRNGKey(4))
-    assert_trees_equal(a.metrics, b.metrics)
-    assert_trees_equal(a.params, b.params)
+    leaves_equal(a.metrics, b.metrics)
+    leaves_equal(a.params, b.params)
     assert not np.array_equal(np.asarray(a.metrics["value_loss"]), np.asarray(c.metrics["value_loss"]))
 
 
@@ -76,11 +64,11 @@ def test_chunked_run_is_bit_identical_to_single_scan(compiled):
         state, metrics = chunk(state)
         pieces.append(metrics)
     chunked = {k: np.concatenate([np.asarray(p[k]) for p in pieces]) for k in pieces[0]}
-    assert_trees_equal(whole.metrics, chunked)
-    assert_trees_equal(whole.state, state)
+    leaves_equal(whole.metrics, chunked)
+    leaves_equal(whole.state, state)
 
 
-# tests/test_sweep.py checks the same property through the public sweep() API in CI.
+# tests/launch/test_sweep.py checks the same property through the public sweep() API in CI.
 @pytest.mark.heavy
 @pytest.mark.parametrize(
     "algo,field,values,extra",
@@ -118,5 +106,5 @@ def test_episode_return_is_nan_only_when_no_episode_ended():
 
 
 def test_make_train_rejects_non_config():
-    with pytest.raises(TypeError, match="PPOConfig or TRPOConfig"):
+    with pytest.raises(TypeError, match="PPOConfig, TRPOConfig"):
         pjp.make_train({"env_name": "CartPole-v1"})

@@ -4,6 +4,7 @@ import jax
 import numpy as np
 
 import purejaxrl_ppo as pjp
+from purejaxrl_ppo.core.networks import value_on_transitions
 from purejaxrl_ppo.core.rollout import bootstrap_values, collect, reset_envs
 
 
@@ -27,9 +28,9 @@ def test_rollout_bootstraps_truncated_episodes_from_their_final_observation():
     assert np.abs(final_obs[199] - obs[200]).min() > 0
     np.testing.assert_array_equal(np.asarray(traj.episode_start)[200], True)
 
-    next_values = np.asarray(bootstrap_values(network, params["critic"], traj))
+    next_values = np.asarray(bootstrap_values(network, params, traj))
     values = np.asarray(traj.value)
     np.testing.assert_allclose(next_values[:-1][~done[:-1]], values[1:][~done[:-1]], rtol=1e-5, atol=1e-6)
-    expected = np.asarray(network.value(params["critic"], traj.final_obs[199]))
+    expected = np.asarray(value_on_transitions(network, params, traj.final_obs[199]))
     np.testing.assert_allclose(next_values[199], expected, rtol=1e-5, atol=1e-6)
     assert np.abs(next_values[199] - values[200]).min() > 1e-6

@@ -3,14 +3,13 @@
 import importlib.util
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("sample_efficiency", ROOT / "benchmarks" / "sample_efficiency.py")
 se = importlib.util.module_from_spec(_spec)
 sys.modules["sample_efficiency"] = se  # dataclasses look the module up by name

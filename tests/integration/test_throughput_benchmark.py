@@ -2,13 +2,12 @@
 
 import importlib.util
 import sys
-from pathlib import Path
 
 import pytest
 
 import purejaxrl_ppo as pjp
+from helpers import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("throughput", ROOT / "benchmarks" / "throughput.py")
 tp = importlib.util.module_from_spec(_spec)
 sys.modules["throughput"] = tp

@@ -1,27 +1,13 @@
-"""Across-seed summaries and the chunk plan of the host-side driver."""
+"""The chunked runner's host-side pieces (launch/chunked.py): the chunk plan and the NaN check.
+
+Runs in chunks are compared with whole runs in tests/runs/test_durable.py,
+tests/core/test_loop.py and tests/core/test_evaluate.py.
+"""
 
 import numpy as np
 import pytest
 
-import purejaxrl_ppo as pjp
-from purejaxrl_ppo.launch.chunked import chunk_plan
-
-
-def test_final_returns_average_the_last_updates_ignoring_nan():
-    returns = np.array([[1.0, 2.0, np.nan, 4.0], [np.nan, np.nan, np.nan, np.nan], [0.0, 10.0, 20.0, np.nan]])
-    np.testing.assert_allclose(pjp.final_returns(returns, last=3), [3.0, np.nan, 15.0])
-
-
-def test_iqm_is_the_mean_of_the_middle_half():
-    x = np.arange(1.0, 9.0)  # 1..8: the middle half is 3, 4, 5, 6
-    assert pjp.iqm(x) == pytest.approx(4.5)
-    assert pjp.iqm(np.array([np.nan, 1.0, 2.0, 3.0, 100.0])) == pytest.approx(2.5)  # middle of 1,2,3,100
-
-
-def test_summarize_reports_median_iqm_mean_min_max():
-    s = pjp.summarize(np.array([1.0, 2.0, 3.0, np.nan, 10.0]))
-    assert s == {"median": 2.5, "iqm": pytest.approx(2.5), "mean": 4.0, "min": 1.0, "max": 10.0}
-    assert all(np.isnan(v) for v in pjp.summarize(np.array([np.nan])).values())
+from purejaxrl_ppo.launch.chunked import chunk_plan, first_non_finite
 
 
 @pytest.mark.parametrize("num_updates", [1, 3, 20, 21, 61, 97, 976, 1000])
@@ -37,3 +23,16 @@ def test_chunk_plan_covers_every_update_with_at_most_two_sizes(num_updates):
 ])
 def test_chunk_plan_with_fixed_chunk_size(num_updates, chunk_updates, expected):
     assert chunk_plan(num_updates, chunk_updates=chunk_updates) == expected
+
+
+def test_first_non_finite_reports_earliest_update_metric_and_seed():
+    nan = np.nan
+    metrics = {
+        "episode_return": np.array([[nan, nan, nan], [nan, 1.0, nan]]),  # NaN by design: ignored
+        "value_loss": np.array([[1.0, 2.0, np.inf], [1.0, 2.0, 3.0]]),
+        "policy_loss": np.array([[0.1, 0.1, 0.1], [0.1, nan, 0.1]]),
+        "env_steps": np.array([[32, 64, 96], [32, 64, 96]]),
+    }
+    assert first_non_finite(metrics) == (2, "policy_loss", 1)
+    assert first_non_finite(metrics, offset=10) == (12, "policy_loss", 1)
+    assert first_non_finite({"value_loss": np.ones((2, 3))}) is None

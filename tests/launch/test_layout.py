@@ -1,4 +1,5 @@
-"""train_seeds and the chunked runner on 4 forced CPU devices against the unsharded runs.
+"""Seed layouts (launch/layout.py), train_seeds (launch/seeds.py) and the chunked runner on 4 forced
+CPU devices against the unsharded runs, and the shared compile cache (launch/programs.py).
 
 With a fixed block width (``seeds_per_batch``) results are bit-identical on any
 device count: every leaf is compared with ``np.array_equal``, including a
@@ -18,16 +19,14 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import jax
-import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
+from helpers import ROOT, leaves_equal
 from purejaxrl_ppo.launch import layout as sharding
-
-ROOT = Path(__file__).resolve().parents[1]
+from purejaxrl_ppo.launch import programs
 
 CHECK = textwrap.dedent(
     """
@@ -39,13 +38,11 @@ CHECK = textwrap.dedent(
     assert "--xla_force_host_platform_device_count=4" in os.environ["XLA_FLAGS"]
     assert CPU_DEADLOCK_FLAG in os.environ["XLA_FLAGS"]
     assert jax.device_count() == 4, jax.devices()
+    from helpers import tiny_config
+
     algo, num_seeds, per_batch = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     per_batch = None if per_batch == "none" else int(per_batch)
-    tiny = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6, hidden_sizes=(8,))
-    if algo == "ppo":
-        config = pjp.PPOConfig(**tiny, num_minibatches=2, update_epochs=2)
-    else:
-        config = pjp.TRPOConfig(**tiny, critic_minibatches=2, critic_epochs=2, fisher_subsample=2)
+    config = tiny_config(algo)
     key = jax.random.PRNGKey(5)
     reference = jax.jit(jax.vmap(pjp.make_train(config)))(jax.random.split(key, num_seeds))
     out = pjp.train_seeds(config, num_seeds, key, seeds_per_batch=per_batch)
@@ -68,16 +65,16 @@ CHECK = textwrap.dedent(
 RUNNER_CHECK = textwrap.dedent(
     """
     import sys, tempfile
-    from pathlib import Path
-    import purejaxrl_ppo as pjp
+        import purejaxrl_ppo as pjp
     import jax, numpy as np
     from purejaxrl_ppo.runs.options import RunOptions
     from purejaxrl_ppo.runs.durable import train_durable
     from purejaxrl_ppo.launch.chunked import train_seeds_chunked
 
+    from helpers import tiny_config
+
     assert jax.device_count() == 4, jax.devices()
-    config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6,
-                           hidden_sizes=(8,), num_minibatches=2, update_epochs=2)
+    config = tiny_config("ppo")
     one, num_seeds, block = jax.devices()[:1], 6, 2  # 6 seeds: padded to 8 on 4 devices
 
     def same(got, want):
@@ -122,10 +119,35 @@ RUNNER_CHECK = textwrap.dedent(
 )
 
 
+SWEEP_CHECK = textwrap.dedent(
+    """
+    import purejaxrl_ppo as pjp
+    import jax, numpy as np
+    from helpers import tiny_config
+
+    assert jax.device_count() == 4, jax.devices()
+    config = tiny_config("ppo", learning_rate=0.02)
+    sharded = pjp.sweep(config, {"clip_eps": [0.1, 0.3]}, num_seeds=6, seed=3)  # devices=None: all 4
+    alone = pjp.sweep(config, {"clip_eps": [0.1, 0.3]}, num_seeds=6, seed=3, devices=jax.devices()[:1])
+    assert sharded.axes == alone.axes == ("clip_eps", "seed", "update")
+    for name, want in alone.metrics.items():
+        got = sharded.metrics[name]
+        assert got.shape == want.shape == (2, 6, config.num_updates), (name, got.shape)
+        # another vmap width per device: equal up to float rounding (episode statistics exactly)
+        if "episode_" in name or not np.issubdtype(want.dtype, np.floating):
+            np.testing.assert_array_equal(got, want, err_msg=name)
+        else:
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=name)
+    print("OK sweep")
+    """
+)
+
+
 def run_four_devices(*args: str, script: str = CHECK) -> subprocess.CompletedProcess:
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip()
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    # the repository (the package) and tests/ (helpers)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "tests"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -167,12 +189,19 @@ def test_shard_seed_axis_rejects_unpadded_batches():
 
 
 @pytest.mark.heavy  # ~1 min: make test-all. The default run keeps train_seeds on 4 devices (above), the CLI
-# runner on 2 (tests/test_cli.py) and resume on one device (tests/test_durable.py).
+# runner on 2 (tests/cli/test_cli.py) and resume on one device (tests/runs/test_durable.py).
 def test_chunked_runner_and_checkpoints_across_device_counts():
     """The CLI's runner places seeds like train_seeds; checkpoints resume on another device count."""
     result = run_four_devices(script=RUNNER_CHECK)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "OK runner" in result.stdout
+
+
+def test_sweep_shards_seeds_over_every_device():  # ~20 s: a 4-device subprocess compiling two small sweeps
+    """pjp.sweep with devices=None spreads the seed axis over the 4 devices, with the results of one device."""
+    result = run_four_devices(script=SWEEP_CHECK)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK sweep" in result.stdout
 
 
 def test_seed_layout_pads_to_whole_blocks_and_back():
@@ -191,15 +220,14 @@ def test_seed_layout_pads_to_whole_blocks_and_back():
 def test_second_train_seeds_call_reuses_the_compiled_program(monkeypatch):
     """Same config and layout: the program is built (traced, compiled) once, and gives the same result."""
     built = []
-    real_make_train = sharding.make_train
-    monkeypatch.setattr(sharding, "make_train", lambda config: built.append(config) or real_make_train(config))
-    sharding._mapped_train.cache_clear()
+    real_make_train = programs.make_train
+    monkeypatch.setattr(programs, "make_train", lambda config: built.append(config) or real_make_train(config))
+    programs.train_program.cache_clear()
     config = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=8, total_timesteps=32, hidden_sizes=(8,),
                            num_minibatches=2, update_epochs=1)
     first = pjp.train_seeds(config, 3, jax.random.PRNGKey(1))
     second = pjp.train_seeds(config, 3, jax.random.PRNGKey(1))
     assert len(built) == 1
-    for a, b in zip(jax.tree_util.tree_leaves(first), jax.tree_util.tree_leaves(second)):
-        np.testing.assert_array_equal(a, b)  # NaN (no episode ended yet) counts as equal
+    leaves_equal(first, second)  # NaN (no episode ended yet) counts as equal
     pjp.train_seeds(dataclasses.replace(config, learning_rate=1e-3), 3, jax.random.PRNGKey(1))
     assert len(built) == 2  # another config builds its own program

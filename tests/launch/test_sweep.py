@@ -1,4 +1,4 @@
-"""pjp.sweep: numeric hyperparameters × seeds in one compile, with named axes."""
+"""pjp.sweep (launch/sweep.py): numeric hyperparameters × seeds in one compile, with named axes."""
 
 import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax runs)
 
@@ -6,9 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-TINY = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 5, hidden_sizes=(8,))
-PPO = pjp.PPOConfig(**TINY, num_minibatches=2, update_epochs=2, learning_rate=0.02)
-TRPO = pjp.TRPOConfig(**TINY, critic_minibatches=2, critic_epochs=2, fisher_subsample=2)
+from helpers import tiny_config
+
+PPO = tiny_config("ppo", total_timesteps=2 * 16 * 5, learning_rate=0.02)
+TRPO = tiny_config("trpo", total_timesteps=2 * 16 * 5)
 
 
 def alone(config, num_seeds, seed=0):

@@ -1,6 +1,6 @@
-"""Durable runs: checkpoint/resume equal to the uninterrupted run, atomic and verified
-checkpoints, NaN stops, run-directory rules. In-process on a tiny budget; the real
-kill of a CLI process is in test_cli.py."""
+"""Durable runs (runs/durable.py, runs/checkpoint.py, runs/rundir.py): checkpoint/resume equal
+to the uninterrupted run, atomic and verified checkpoints, NaN stops, run-directory rules.
+In-process on a tiny budget; the real kill of a CLI process is in tests/cli/test_cli.py."""
 
 import json
 import warnings
@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
+from helpers import TINY, leaves_equal
+from purejaxrl_ppo.launch.chunked import TrainingDiverged, train_seeds_chunked
 from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError, CorruptCheckpointWarning
+from purejaxrl_ppo.runs.durable import train_durable
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.rundir import RunDirError
-from purejaxrl_ppo.launch.chunked import TrainingDiverged, first_non_finite, train_seeds_chunked
-from purejaxrl_ppo.runs.durable import train_durable
 
-CONFIG = pjp.PPOConfig(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 8,
-                       hidden_sizes=(8,), num_minibatches=2, update_epochs=1)
+CONFIG = pjp.PPOConfig(**{**TINY, "total_timesteps": 2 * 16 * 8}, num_minibatches=2, update_epochs=1)
 OPTIONS = RunOptions(num_seeds=2, seed=3, chunk_updates=2, keep_checkpoints=2)  # 4 chunks of 2 updates
 LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl")
 
@@ -35,13 +35,6 @@ def stop_after(chunk_index: int):
             raise Stop
 
     return on_chunk
-
-
-def leaves_equal(a, b) -> None:
-    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
-    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
-    for x, y in zip(la, lb):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def assert_same_run(result, reference, run_dir: Path, reference_dir: Path) -> None:
@@ -163,19 +156,6 @@ def test_nan_stops_with_update_and_metric_and_keeps_last_good_checkpoint(tmp_pat
         assert err.last_checkpoint == run_dir / "checkpoints" / str(steps[-1])
     rows = (run_dir / "metrics_aggregate.csv").read_text().splitlines()
     assert len(rows) == 1 + err.update  # the logs show the update that diverged
-
-
-def test_first_non_finite_reports_earliest_update_metric_and_seed():
-    nan = np.nan
-    metrics = {
-        "episode_return": np.array([[nan, nan, nan], [nan, 1.0, nan]]),  # NaN by design: ignored
-        "value_loss": np.array([[1.0, 2.0, np.inf], [1.0, 2.0, 3.0]]),
-        "policy_loss": np.array([[0.1, 0.1, 0.1], [0.1, nan, 0.1]]),
-        "env_steps": np.array([[32, 64, 96], [32, 64, 96]]),
-    }
-    assert first_non_finite(metrics) == (2, "policy_loss", 1)
-    assert first_non_finite(metrics, offset=10) == (12, "policy_loss", 1)
-    assert first_non_finite({"value_loss": np.ones((2, 3))}) is None
 
 
 class ExtendedState(NamedTuple):

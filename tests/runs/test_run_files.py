@@ -1,15 +1,14 @@
-"""Run files (YAML/TOML): round trips, the shipped examples, and every kind of bad input."""
-
-from pathlib import Path
+"""Run files (runs/run_files.py, YAML/TOML): round trips, the shipped examples, and every kind of bad input."""
 
 import pytest
 
 import purejaxrl_ppo as pjp
+from helpers import ROOT
 from purejaxrl_ppo.core.config import ConfigError
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.run_files import load_run_file, read_run_file, split_run_dict, write_run_file
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.*ml"))
+EXAMPLES = sorted((ROOT / "examples").glob("*.*ml"))
 
 
 @pytest.mark.parametrize("suffix", [".yaml", ".toml"])
@@ -52,7 +51,7 @@ def write(tmp_path, text, suffix=".yaml"):
     ("algo: ppo\nlearning_rate: fast\n", ["learning_rate must be a number, got 'fast'"]),
     ("algo: ppo\nlearning_rate: null\n", ["learning_rate must be a number, got None"]),
     ("algo: ppo\nanneal_lr: 1\n", ["anneal_lr must be true or false, got 1"]),
-    ("algo: ppo\nhidden_sizes: 64\n", ["hidden_sizes must be a list of integers, got 64"]),
+    ("algo: ppo\nhidden_sizes: 64\n", ["hidden_sizes must be a non-empty list of positive integers, got 64"]),
     ("algo: ppo\nhidden_sizes: [64, x]\n", ["hidden_sizes", "positive integers"]),
     ("algo: ppo\nenv_name: 3\n", ["env_name must be a string, got 3"]),
     ("algo: ppo\nnum_seeds: 0\n", ["num_seeds must be a positive integer, got 0"]),

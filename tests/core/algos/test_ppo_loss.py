@@ -7,9 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import BOX2, discrete_space, log_softmax, random_params, small_network
+from purejaxrl_ppo.core.networks import policy_on_transitions, value_on_transitions
 from purejaxrl_ppo.core.types import UpdateBatch
-from purejaxrl_ppo.core.envs.base import ActionSpace
-from purejaxrl_ppo.core.networks import ActorCritic
 
 EPS = 0.2
 
@@ -35,33 +35,18 @@ VALUE_MOVES = np.array([0.5, -0.5, 0.1, 0.0, 0.3, -0.05])
 TARGET_OFFSETS = np.array([1.0, 0.2, -0.3, 0.4, -1.0, 0.6])
 
 
-def random_params(network, seed, scale=1.0):
-    """Random-normal parameters shaped like ``network.init``'s (no orthogonal-init compile)."""
-    leaves, treedef = jax.tree_util.tree_flatten(jax.eval_shape(network.init, jax.random.PRNGKey(0)))
-    rng = np.random.default_rng(seed)
-    return jax.tree_util.tree_unflatten(
-        treedef, [jnp.asarray(scale * rng.normal(size=x.shape), jnp.float32) for x in leaves]
-    )
-
-
-def log_softmax(x):
-    x = np.asarray(x, np.float64)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
 @pytest.fixture(scope="module")
 def discrete_setup():
-    network = ActorCritic(observation_shape=(3,), action_space=ActionSpace(discrete=True, num_actions=2), hidden_sizes=(4,))
+    network = small_network(discrete_space(2))
     # the init's 0.01-gain head gives a near-uniform policy: use random weights instead, so
     # log-probs and the entropy are informative
     params = random_params(network, 42)
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(6, 3)).astype(np.float32)
     actions = np.array([0, 1, 1, 0, 1, 0], np.int32)
-    dist_params, value = jax.jit(lambda p, o: (network.policy(p["actor"], o), network.value(p["critic"], o)))(
-        params, jnp.asarray(obs)
-    )
+    dist_params, value = jax.jit(
+        lambda p, o: (policy_on_transitions(network, p, o), value_on_transitions(network, p, o))
+    )(params, jnp.asarray(obs))
     logits = np.asarray(dist_params["logits"], np.float64)
     logp_all = log_softmax(logits)
     logp_new = logp_all[np.arange(6), actions]  # numpy log π(a|s), independent of distrax
@@ -226,8 +211,7 @@ def test_ratio_one_gives_minus_mean_advantage_and_zero_kl(discrete_setup):
 
 
 def test_continuous_gaussian_loss_and_entropy():
-    space = ActionSpace(discrete=False, shape=(2,), low=(-1.0, -1.0), high=(1.0, 1.0))
-    network = ActorCritic(observation_shape=(3,), action_space=space, hidden_sizes=(4,))
+    network = small_network(BOX2)
     params = random_params(network, 1, scale=0.5)
     log_std = np.array([0.3, -0.5], np.float32)
     params["actor"]["params"]["log_std"] = jnp.asarray(log_std)
@@ -235,9 +219,9 @@ def test_continuous_gaussian_loss_and_entropy():
     M = 5
     obs = rng.normal(size=(M, 3)).astype(np.float32)
     actions = rng.normal(size=(M, 2)).astype(np.float32)
-    dist_params, value = jax.jit(lambda p, o: (network.policy(p["actor"], o), network.value(p["critic"], o)))(
-        params, jnp.asarray(obs)
-    )
+    dist_params, value = jax.jit(
+        lambda p, o: (policy_on_transitions(network, p, o), value_on_transitions(network, p, o))
+    )(params, jnp.asarray(obs))
     mean = np.asarray(dist_params["mean"], np.float64)
     sigma = np.exp(log_std.astype(np.float64))
     # numpy diagonal-Gaussian log density of the actions

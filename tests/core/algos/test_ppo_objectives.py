@@ -9,9 +9,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from helpers import BOX2, TINY, discrete_space, log_softmax, random_params, small_network
+from purejaxrl_ppo.core.networks import policy_on_transitions, value_on_transitions
 from purejaxrl_ppo.core.types import UpdateBatch
-from purejaxrl_ppo.core.envs.base import ActionSpace
-from purejaxrl_ppo.core.networks import ActorCritic
 
 ADVANTAGES = np.array([1.0, -1.0, 2.0, -0.5, -1.0, 1.0])
 
@@ -42,28 +42,14 @@ def test_adaptive_kl_rule_is_elementwise_and_scales_with_beta():
 
 
 # ----------------------------------------------------------------------------- losses vs numpy
-def random_params(network, seed, scale=1.0):
-    leaves, treedef = jax.tree_util.tree_flatten(jax.eval_shape(network.init, jax.random.PRNGKey(0)))
-    rng = np.random.default_rng(seed)
-    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(scale * rng.normal(size=x.shape), jnp.float32) for x in leaves])
-
-
-def log_softmax(x):
-    x = np.asarray(x, np.float64)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
 def make_case(discrete: bool):
     """A network, params, a batch whose old policy differs from the current one, and numpy references."""
-    space = ActionSpace(discrete=True, num_actions=3) if discrete else ActionSpace(
-        discrete=False, shape=(2,), low=(-1.0, -1.0), high=(1.0, 1.0))
-    network = ActorCritic(observation_shape=(3,), action_space=space, hidden_sizes=(4,))
+    network = small_network(discrete_space(3) if discrete else BOX2)
     params = random_params(network, 7, scale=0.5)
     rng = np.random.default_rng(1)
     obs = rng.normal(size=(6, 3)).astype(np.float32)
-    new = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), network.policy(params["actor"], jnp.asarray(obs)))
-    value = np.asarray(network.value(params["critic"], jnp.asarray(obs)), np.float64)
+    new = jax.tree_util.tree_map(lambda x: np.asarray(x, np.float64), policy_on_transitions(network, params, jnp.asarray(obs)))
+    value = np.asarray(value_on_transitions(network, params, jnp.asarray(obs)), np.float64)
     if discrete:
         old = {"logits": new["logits"] + rng.normal(scale=0.5, size=new["logits"].shape)}
         actions = np.array([0, 1, 2, 0, 1, 2], np.int32)
@@ -138,12 +124,11 @@ def test_kl_objective_without_old_policy_raises():
 
 
 # ----------------------------------------------------------------------------- β inside training
-TINY = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6, hidden_sizes=(8,),
-            num_minibatches=2, update_epochs=2, learning_rate=0.01)
+TINY_PPO = dict(TINY, num_minibatches=2, update_epochs=2, learning_rate=0.01)
 
 
 def test_adaptive_beta_follows_the_rule_during_training():
-    config = pjp.PPOConfig(**TINY, policy_objective="kl_adaptive", kl_coef=1.0, kl_target=0.003)
+    config = pjp.PPOConfig(**TINY_PPO, policy_objective="kl_adaptive", kl_coef=1.0, kl_target=0.003)
     m = jax.jit(pjp.make_train(config))(jax.random.PRNGKey(0)).metrics
     beta, kl = np.asarray(m["kl_coef"]), np.asarray(m["kl"])
     assert beta[0] == 1.0
@@ -154,11 +139,11 @@ def test_adaptive_beta_follows_the_rule_during_training():
 
 
 def test_fixed_beta_stays_constant_and_clip_logs_no_beta():
-    config = pjp.PPOConfig(**TINY, policy_objective="kl_fixed", kl_coef=0.3)
+    config = pjp.PPOConfig(**TINY_PPO, policy_objective="kl_fixed", kl_coef=0.3)
     m = jax.jit(pjp.make_train(config))(jax.random.PRNGKey(0)).metrics
     np.testing.assert_array_equal(np.asarray(m["kl_coef"]), np.float32(0.3))
     assert np.all(np.asarray(m["kl"]) > 0)
-    assert "kl_coef" not in jax.eval_shape(pjp.make_train(pjp.PPOConfig(**TINY)), jax.random.PRNGKey(0)).metrics
+    assert "kl_coef" not in jax.eval_shape(pjp.make_train(pjp.PPOConfig(**TINY_PPO)), jax.random.PRNGKey(0)).metrics
 
 
 @pytest.mark.parametrize(

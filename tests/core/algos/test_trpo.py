@@ -2,54 +2,34 @@
 
 import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax runs)
 
-import functools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
+from helpers import BOX2, discrete_space, fast_jit, log_softmax, random_actor_params, small_network, softmax, time_major
+from purejaxrl_ppo.core.algos.trpo.natural_gradient import tree_axpy, tree_vdot
+from purejaxrl_ppo.core.algos.trpo.update import mean_kl, surrogate
+from purejaxrl_ppo.core.networks import policy_on_transitions, value_on_transitions
 from purejaxrl_ppo.core.types import UpdateBatch
-from purejaxrl_ppo.core.envs.base import ActionSpace
-from purejaxrl_ppo.core.networks import ActorCritic
 
 DAMPING = 0.1
 NUM_OBS = 8
 
-# These tests are dominated by XLA compile time on a small CPU; LLVM's optimisation level
-# changes nothing that is checked here and roughly halves it.
-fast_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
-
 
 # ----------------------------------------------------------------------------- helpers
-def random_actor_params(network, seed, scale=0.7):
-    """Random-normal actor parameters shaped like the network's (a non-degenerate policy)."""
-    shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0))["actor"]
-    leaves, treedef = jax.tree_util.tree_flatten(shapes)
-    rng = np.random.default_rng(seed)
-    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(scale * rng.normal(size=x.shape), jnp.float32) for x in leaves])
-
-
-def softmax(x):
-    x = np.asarray(x, np.float64)
-    e = np.exp(x - x.max(-1, keepdims=True))
-    return e / e.sum(-1, keepdims=True)
-
-
-def log_softmax(x):
-    x = np.asarray(x, np.float64)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
 def discrete_network():
-    return ActorCritic(observation_shape=(3,), action_space=ActionSpace(discrete=True, num_actions=3), hidden_sizes=(4,))
+    return small_network(discrete_space(3))
 
 
 def continuous_network():
-    space = ActionSpace(discrete=False, shape=(2,), low=(-1.0, -1.0), high=(1.0, 1.0))
-    return ActorCritic(observation_shape=(3,), action_space=space, hidden_sizes=(4,))
+    return small_network(BOX2)
+
+
+def actor_policy(network, actor_params, obs):
+    """Distribution parameters of the policy with actor parameters ``actor_params`` on flat ``obs [M, ...]``."""
+    return policy_on_transitions(network, {"actor": actor_params}, obs)
 
 
 def explicit_fisher(network, actor_params, obs):
@@ -58,12 +38,12 @@ def explicit_fisher(network, actor_params, obs):
     if network.action_space.discrete:
 
         def dist_vec(theta):
-            return network.policy(unravel(theta), obs)["logits"]  # [M, A]
+            return actor_policy(network, unravel(theta), obs)["logits"]  # [M, A]
 
     else:
 
         def dist_vec(theta):
-            d = network.policy(unravel(theta), obs)
+            d = actor_policy(network, unravel(theta), obs)
             return jnp.concatenate([d["mean"], d["log_std"]], axis=-1)  # [M, 2A]
 
     jac = np.asarray(fast_jit(jax.jacfwd(dist_vec))(flat), np.float64)  # [M, K, P]
@@ -85,10 +65,10 @@ def explicit_fisher(network, actor_params, obs):
 def kl_hessian(network, actor_params, obs):
     """Hessian of mean KL(π_old ‖ π_θ) at θ = θ_old, with the KL written out by hand."""
     flat, unravel = ravel_pytree(actor_params)
-    old = jax.lax.stop_gradient(network.policy(actor_params, obs))
+    old = jax.lax.stop_gradient(actor_policy(network, actor_params, obs))
 
     def mean_kl(theta):
-        new = network.policy(unravel(theta), obs)
+        new = actor_policy(network, unravel(theta), obs)
         if network.action_space.discrete:
             lp_old = jax.nn.log_softmax(old["logits"])
             lp_new = jax.nn.log_softmax(new["logits"])
@@ -105,8 +85,8 @@ def fvp_flat(network, actor_params, obs, vectors):
     _, unravel = ravel_pytree(actor_params)
 
     @fast_jit
-    def apply(params, o, vs):
-        fvp = pjp.make_fisher_vector_product(network, params, o, DAMPING)
+    def apply(actor, o, vs):
+        fvp = pjp.make_fisher_vector_product(network, {"actor": actor}, o, DAMPING)  # v is shaped like the actor part
         return jax.vmap(lambda v: ravel_pytree(fvp(unravel(v)))[0])(vs)
 
     return np.asarray(apply(actor_params, obs, jnp.asarray(vectors, jnp.float32)), np.float64)
@@ -201,6 +181,15 @@ def test_conjugate_gradient_zero_rhs_gives_zeros():
     np.testing.assert_array_equal(x, np.zeros(5))
 
 
+def test_tree_vdot_and_axpy_act_on_every_leaf():
+    a = {"w": jnp.asarray([1.0, 2.0]), "b": {"c": jnp.asarray([[3.0]])}}
+    b = {"w": jnp.asarray([4.0, -1.0]), "b": {"c": jnp.asarray([[0.5]])}}
+    assert float(tree_vdot(a, b)) == pytest.approx(1 * 4 - 2 + 1.5)
+    out = tree_axpy(2.0, a, b)
+    np.testing.assert_allclose(out["w"], [6.0, 3.0])
+    np.testing.assert_allclose(out["b"]["c"], [[6.5]])
+
+
 # ----------------------------------------------------------------------------- (c) the TRPO step
 @pytest.fixture(scope="module")
 def trpo_setup():
@@ -209,10 +198,10 @@ def trpo_setup():
     )
     env = pjp.make_env("CartPole-v1")
     network = pjp.make_network(config, env.action_space, env.observation_shape)
-    algo = pjp.algos.TRPO(config, network)
+    algo = pjp.TRPO(config, network)
     state = fast_jit(algo.init)(jax.random.PRNGKey(0))
     policy_step = fast_jit(algo.policy_step)  # compiled once, shared by the tests below
-    forward = fast_jit(lambda p, o: (network.policy(p["actor"], o)["logits"], network.value(p["critic"], o)))
+    forward = fast_jit(lambda p, o: (policy_on_transitions(network, p, o)["logits"], value_on_transitions(network, p, o)))
 
     rng = np.random.default_rng(0)
     obs = rng.normal(size=(128, 4)).astype(np.float32)
@@ -221,7 +210,7 @@ def trpo_setup():
     log_prob = log_softmax(logits)[np.arange(128), actions]  # the network's own log-probs at init
     advantages = rng.normal(size=128)
     targets = 1.0 + 2.0 * obs[:, 0] - obs[:, 1]
-    batch = UpdateBatch(
+    batch = UpdateBatch(  # flat [B]: what policy_step and critic_fit take (update flattens a [T, N] one itself)
         obs=jnp.asarray(obs),
         action=jnp.asarray(actions),
         log_prob=jnp.asarray(log_prob, jnp.float32),
@@ -232,9 +221,12 @@ def trpo_setup():
     return config, network, algo, state, forward, batch, logits, policy_step
 
 
+FISHER_KEY = jax.random.PRNGKey(2)  # draws the Fisher's transitions
+
+
 def test_policy_step_respects_trust_region_and_improves_surrogate(trpo_setup):
     config, network, algo, state, forward, batch, old_logits, policy_step = trpo_setup
-    new_actor, metrics = policy_step(state.params["actor"], batch)
+    new_actor, metrics = policy_step(state.params, batch, FISHER_KEY)  # full params in, the new actor part out
     assert float(metrics["line_search_accepted"]) == 1.0
 
     new_logits = np.asarray(forward({"actor": new_actor, "critic": state.params["critic"]}, batch.obs)[0], np.float64)
@@ -255,13 +247,13 @@ def test_policy_step_respects_trust_region_and_improves_surrogate(trpo_setup):
 
 
 def test_line_search_backtracks_into_trust_region(trpo_setup):
-    # Without damping the subsampled Fisher is near-singular: the full natural step overshoots
+    # With almost no damping (cg_damping must be > 0) the subsampled Fisher is near-singular: the full natural step overshoots
     # the KL bound and only the line search brings the step back inside it.
     config, network, algo, state, forward, batch, old_logits, policy_step = trpo_setup
-    undamped = config.replace(cg_damping=0.0)
+    undamped = config.replace(cg_damping=1e-6)
     # the config goes in as a pytree argument, so its hyperparameters are traced
-    traced_step = fast_jit(lambda cfg, actor, b: pjp.algos.TRPO(cfg, network).policy_step(actor, b))
-    new_actor, metrics = traced_step(undamped, state.params["actor"], batch)
+    traced_step = fast_jit(lambda cfg, params, b, k: pjp.TRPO(cfg, network).policy_step(params, b, k))
+    new_actor, metrics = traced_step(undamped, state.params, batch, FISHER_KEY)
     assert float(metrics["line_search_accepted"]) == 1.0
     assert float(metrics["line_search_trials"]) > 1.0
     new_logits = np.asarray(forward({"actor": new_actor, "critic": state.params["critic"]}, batch.obs)[0], np.float64)
@@ -274,7 +266,7 @@ def test_policy_step_with_zero_advantages_is_rejected(trpo_setup):
     config, network, algo, state, forward, batch, old_logits, policy_step = trpo_setup
     zero_batch = batch._replace(advantage=jnp.zeros_like(batch.advantage))
     actor = state.params["actor"]
-    new_actor, metrics = policy_step(actor, zero_batch)
+    new_actor, metrics = policy_step(state.params, zero_batch, FISHER_KEY)
     assert float(metrics["line_search_accepted"]) == 0.0
     for new, old in zip(jax.tree_util.tree_leaves(new_actor), jax.tree_util.tree_leaves(actor)):
         np.testing.assert_array_equal(np.asarray(new), np.asarray(old))
@@ -282,7 +274,7 @@ def test_policy_step_with_zero_advantages_is_rejected(trpo_setup):
 
 def test_full_update_fits_critic(trpo_setup):
     config, network, algo, state, forward, batch, old_logits, policy_step = trpo_setup
-    new_state, metrics = fast_jit(algo.update)(state, batch, jax.random.PRNGKey(1))
+    new_state, metrics = fast_jit(algo.update)(state, time_major(batch), jax.random.PRNGKey(1))  # [1, B]
     assert np.isfinite(float(metrics["value_loss"]))
     targets = np.asarray(batch.target, np.float64)
     v_before = np.asarray(forward(state.params, batch.obs)[1], np.float64)
@@ -293,3 +285,26 @@ def test_full_update_fits_critic(trpo_setup):
     # the reported value loss is ½ MSE averaged over the fit: between the end points (loosely)
     assert 0.5 * mse_after * 0.5 < float(metrics["value_loss"]) < 0.5 * mse_before * 1.5
     assert float(metrics["line_search_accepted"]) == 1.0
+
+
+def test_surrogate_and_kl_take_the_full_params(trpo_setup):
+    """At the old parameters the ratio is 1: L = E[A] + ent_coef E[H], and KL(π_old ‖ π_old) = 0."""
+    config, network, algo, state, forward, batch, old_logits, policy_step = trpo_setup
+    lp_old = log_softmax(old_logits)
+    entropy = np.mean(-(np.exp(lp_old) * lp_old).sum(-1))
+    value = fast_jit(lambda p, b: surrogate(network, p, b.obs, b.action, b.log_prob, b.advantage, 0.1))(state.params, batch)
+    assert float(value) == pytest.approx(np.mean(np.asarray(batch.advantage, np.float64)) + 0.1 * entropy, rel=1e-4)
+    old = {"logits": jnp.asarray(old_logits, jnp.float32)}
+    kl = fast_jit(lambda p, o: mean_kl(network, old, p, o))(state.params, batch.obs)
+    assert float(kl) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_critic_fit_moves_only_the_value_part(trpo_setup):
+    config, network, algo, state, forward, batch, old_logits, policy_step = trpo_setup
+    (critic, _), metrics = fast_jit(algo.critic_fit)(state.params, state.critic_opt_state, batch, jax.random.PRNGKey(1))
+    assert jax.tree_util.tree_structure(critic) == jax.tree_util.tree_structure(state.params["critic"])
+    targets = np.asarray(batch.target, np.float64)
+    v_before = np.asarray(forward(state.params, batch.obs)[1], np.float64)
+    v_after = np.asarray(forward({"actor": state.params["actor"], "critic": critic}, batch.obs)[1], np.float64)
+    assert np.mean((v_after - targets) ** 2) < 0.95 * np.mean((v_before - targets) ** 2)
+    assert np.isfinite(float(metrics["value_loss"]))

@@ -21,7 +21,7 @@ class TRPOConfig(BaseConfig):
     * ``fisher_subsample`` 5: ``trpo_mpi`` also forms Fisher-vector products on
       a fifth of the samples. They dominate TRPO's cost, and the Fisher (an average over
       states) is estimated well enough by a random fifth of the batch, drawn afresh
-      every update, for CartPole to be solved with these defaults (``tests/test_learning.py``).
+      every update, for CartPole to be solved with these defaults (``tests/integration/test_learning.py``).
     * ``line_search_steps`` 10 with ``backtrack_coef`` 0.5: the step shrinks to
       0.5⁹ ≈ 0.2% of the KL-boundary step before the update is rejected.
     * ``ent_coef`` 0: the trust region, not an entropy bonus, limits how fast

@@ -1,0 +1,96 @@
+"""Helpers shared by the tests (``from helpers import ...``; tests/conftest.py puts tests/ on sys.path).
+
+Tiny configs, small networks with random parameters, numpy references for the
+action distributions, tree comparisons and a fast-compiling ``jit``.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax runs)
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from purejaxrl_ppo.core.envs.base import ActionSpace
+from purejaxrl_ppo.core.networks import ActorCritic
+
+#: The repository root (examples/, benchmarks/).
+ROOT = Path(__file__).resolve().parents[1]
+
+# Compile time dominates on a small CPU; LLVM's optimisation level changes nothing the tests check.
+fast_jit = functools.partial(jax.jit, compiler_options={"xla_backend_optimization_level": 0})
+
+
+# ----------------------------------------------------------------------------- tiny configs
+#: A tiny CartPole run: 2 envs × 16 steps, 6 updates, one hidden layer of 8.
+TINY = dict(env_name="CartPole-v1", num_envs=2, num_steps=16, total_timesteps=2 * 16 * 6, hidden_sizes=(8,))
+
+
+def tiny_config(algo: str, **overrides) -> pjp.BaseConfig:
+    """:data:`TINY` with 2 minibatches × 2 epochs (PPO) or 2 critic minibatches × 2 epochs, every 2nd sample for the Fisher (TRPO)."""
+    if algo == "ppo":
+        return pjp.PPOConfig(**{**TINY, "num_minibatches": 2, "update_epochs": 2, **overrides})
+    return pjp.TRPOConfig(**{**TINY, "critic_minibatches": 2, "critic_epochs": 2, "fisher_subsample": 2, **overrides})
+
+
+# ----------------------------------------------------------------------------- small networks
+def discrete_space(num_actions: int) -> ActionSpace:
+    return ActionSpace(discrete=True, num_actions=num_actions)
+
+
+#: A 2-dimensional continuous action space in [-1, 1]².
+BOX2 = ActionSpace(discrete=False, shape=(2,), low=(-1.0, -1.0), high=(1.0, 1.0))
+
+
+def small_network(action_space: ActionSpace, **fields) -> ActorCritic:
+    """An MLP actor-critic on 3-dimensional observations with one hidden layer of 4."""
+    return ActorCritic(**{"observation_shape": (3,), "action_space": action_space, "hidden_sizes": (4,), **fields})
+
+
+def random_params(network, seed: int, scale: float = 1.0):
+    """Random-normal parameters ``{"actor", "critic"}`` shaped like ``network.init``'s (no orthogonal-init compile).
+
+    The init's 0.01-gain policy head gives a near-uniform policy; random weights make
+    log-probs, entropies and Fisher matrices informative.
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(jax.eval_shape(network.init, jax.random.PRNGKey(0)))
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(scale * rng.normal(size=x.shape), jnp.float32) for x in leaves])
+
+
+def random_actor_params(network, seed: int, scale: float = 0.7):
+    """Random-normal actor parameters alone (the actor's leaves come first, so these equal ``random_params(...)["actor"]``)."""
+    shapes = jax.eval_shape(network.init, jax.random.PRNGKey(0))["actor"]
+    leaves, treedef = jax.tree_util.tree_flatten(shapes)
+    rng = np.random.default_rng(seed)
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(scale * rng.normal(size=x.shape), jnp.float32) for x in leaves])
+
+
+# ----------------------------------------------------------------------------- numpy references
+def softmax(x):
+    x = np.asarray(x, np.float64)
+    e = np.exp(x - x.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+def log_softmax(x):
+    x = np.asarray(x, np.float64)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+# ----------------------------------------------------------------------------- comparisons
+def leaves_equal(a, b) -> None:
+    """Same tree structure and every leaf equal bit for bit (NaN equals NaN)."""
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def time_major(batch):
+    """A flat ``[B]`` :class:`~purejaxrl_ppo.core.types.UpdateBatch` as a ``[1, B]`` one (flattens back to the same order)."""
+    return jax.tree_util.tree_map(lambda x: x[None], batch)
