@@ -66,8 +66,8 @@ def _child(tree: Path, spec: dict, timeout: float) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--a", type=Path, required=True, help="tree A (e.g. a worktree of the old commit)")
-    parser.add_argument("--b", type=Path, required=True, help="tree B (e.g. this checkout)")
+    parser.add_argument("--a", type=Path, help="tree A (e.g. a worktree of the old commit)")
+    parser.add_argument("--b", type=Path, help="tree B (e.g. this checkout)")
     parser.add_argument("--algos", nargs="+", default=["ppo", "trpo"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 16])
     parser.add_argument("--env", default="CartPole-v1")
@@ -77,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="config fields for both trees (values parsed as JSON, else strings)")
     parser.add_argument("--repeats", type=int, default=2, help="A B B A blocks per point")
     parser.add_argument("--timeout", type=float, default=900)
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--out", type=Path)
     parser.add_argument("--point", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.point:
         print(json.dumps(point(json.loads(args.point))), flush=True)
         return 0
+    if args.a is None or args.b is None or args.out is None:
+        parser.error("--a, --b and --out are required")
 
     overrides = {}
     for item in args.set:

@@ -113,8 +113,8 @@ class RenamedActorCritic(ActorCritic):
 def renamed_network():
     @networks_registry.register_network("test_renamed_mlp")
     def factory(config, action_space, observation_shape):
-        return RenamedActorCritic(observation_shape, action_space, config.action_squash,
-                                  tuple(config.hidden_sizes), config.activation)
+        return RenamedActorCritic(observation_shape, action_space, tuple(config.hidden_sizes), config.activation,
+                                  config.action_squash)
 
     yield "test_renamed_mlp"
     networks_registry._NETWORKS.pop("test_renamed_mlp")

@@ -13,7 +13,6 @@ Jᵀ M J through them (:func:`~purejaxrl_ppo.core.algos.trpo.natural_gradient.ma
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from typing import Any, Callable, Protocol, Sequence
 
@@ -155,19 +154,18 @@ class TanhGaussian:
         return self.gaussian.kl_divergence(other.gaussian)
 
 
-@dataclasses.dataclass(frozen=True)
 class ActionHead:
-    """What every network shares: the action space, its distribution and how actions reach the env.
+    """Mixin for every network: the action distribution and how actions reach the env.
 
-    ``action_squash`` (continuous actions only) says how a Gaussian sample u
-    becomes an in-bounds env action (:meth:`env_action`): ``"clip"`` clips it
-    (log-probs are of the unclipped u, as in PPO's reference implementations);
-    ``"tanh"`` squashes it with :class:`TanhGaussian`'s log-prob correction.
+    A subclass provides ``action_space`` (:class:`ActionSpace`) and ``action_squash``
+    (continuous actions only), which says how a Gaussian sample u becomes an in-bounds env
+    action (:meth:`env_action`): ``"clip"`` clips it (log-probs are of the unclipped u, as in
+    PPO's reference implementations); ``"tanh"`` squashes it with :class:`TanhGaussian`'s
+    log-prob correction.
     """
 
-    observation_shape: tuple[int, ...]
     action_space: ActionSpace
-    action_squash: str = "clip"
+    action_squash: str
 
     def _bounds(self) -> tuple[jax.Array, jax.Array]:
         return jnp.asarray(self.action_space.low, jnp.float32), jnp.asarray(self.action_space.high, jnp.float32)

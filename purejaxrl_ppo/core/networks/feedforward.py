@@ -89,8 +89,11 @@ class Critic(nn.Module):
 class ActorCritic(ActionHead):
     """Separate actor and critic MLPs with params ``{"actor": ..., "critic": ...}`` (a :class:`Network`)."""
 
+    observation_shape: tuple[int, ...]
+    action_space: ActionSpace
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
+    action_squash: str = "clip"
 
     recurrent = False
 
@@ -151,5 +154,5 @@ class ActorCritic(ActionHead):
 def make_mlp(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> ActorCritic:
     """The actor-critic described by ``config.hidden_sizes``, ``activation`` and ``action_squash``."""
     return ActorCritic(
-        observation_shape, action_space, config.action_squash, tuple(config.hidden_sizes), config.activation
+        observation_shape, action_space, tuple(config.hidden_sizes), config.activation, config.action_squash
     )
