@@ -56,7 +56,8 @@ CHECK = textwrap.dedent(
         if exact:
             np.testing.assert_array_equal(got, want, err_msg=name)
         else:
-            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6, err_msg=name)
+            # another vmap width per device: float rounding, which TRPO's CG and line search amplify a little
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=name)
     print("OK", num_seeds, per_batch)
     """
 )
@@ -65,7 +66,8 @@ CHECK = textwrap.dedent(
 RUNNER_CHECK = textwrap.dedent(
     """
     import sys, tempfile
-        import purejaxrl_ppo as pjp
+    from pathlib import Path
+    import purejaxrl_ppo as pjp
     import jax, numpy as np
     from purejaxrl_ppo.runs.options import RunOptions
     from purejaxrl_ppo.runs.durable import train_durable
