@@ -25,7 +25,7 @@ from purejaxrl_ppo.core.envs.base import Env
 from purejaxrl_ppo.core.networks import Network, Params
 from purejaxrl_ppo.core.normalization import NormalizerState, RunningMeanStd, scale_rewards, update_stats
 from purejaxrl_ppo.core.rollout import bootstrap_values, collect, policy_input
-from purejaxrl_ppo.core.types import TrainState, Transition, UpdateBatch, _flatten
+from purejaxrl_ppo.core.types import TrainState, Transition, UpdateBatch, flatten_time_major
 
 
 def observation_stats(config: Any, normalizer: NormalizerState) -> RunningMeanStd | None:
@@ -98,7 +98,7 @@ def rollout_iteration(algo: Any, env: Env, state: TrainState) -> tuple[TrainStat
     metrics = {
         **episode_metrics(traj.info),
         "env_steps": update_step * config.batch_size,
-        "explained_variance": explained_variance(_flatten(batch.value), _flatten(batch.target)),
+        "explained_variance": explained_variance(flatten_time_major(batch.value), flatten_time_major(batch.target)),
         **algo_metrics,
     }
     return TrainState(algo_state, runner, key, update_step, normalizer), metrics

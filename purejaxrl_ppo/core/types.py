@@ -57,7 +57,7 @@ class Transition(NamedTuple):
     info: dict
 
 
-def _flatten(x: jax.Array) -> jax.Array:
+def flatten_time_major(x: jax.Array) -> jax.Array:
     """``[T, N, ...] -> [T*N, ...]``."""
     return x.reshape((x.shape[0] * x.shape[1],) + x.shape[2:])
 
@@ -99,8 +99,8 @@ class UpdateBatch(NamedTuple):
             raise ValueError("a recurrent policy's batch cannot be flattened into independent transitions; "
                              "split it into minibatches of whole sequences instead")
         fields = (self.obs, self.action, self.log_prob, self.value, self.advantage, self.target)
-        extras = jax.tree_util.tree_map(_flatten, self.extras)
-        return UpdateBatch(*map(_flatten, fields), None, (), extras)
+        extras = jax.tree_util.tree_map(flatten_time_major, self.extras)
+        return UpdateBatch(*map(flatten_time_major, fields), None, (), extras)
 
 
 class TrainState(NamedTuple):

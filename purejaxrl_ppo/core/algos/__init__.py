@@ -9,6 +9,7 @@ else in the package, the CLI or the benchmarks lists algorithms.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import pkgutil
 from typing import Any
@@ -67,10 +68,9 @@ def make_algorithm(config: BaseConfig, network: Network) -> Algorithm:
 def config_from_dict(values: dict[str, Any]) -> BaseConfig:
     """Build a config from a dict with an ``algo`` key (a registered algorithm's name).
 
-    Unknown keys raise :class:`ConfigError` listing the valid ones.
+    Unknown keys raise :class:`ConfigError` listing the valid ones; fields the class retired
+    are dropped with a warning (:meth:`~purejaxrl_ppo.core.config.BaseConfig.upgrade_dict`).
     """
-    import dataclasses
-
     values = dict(values)
     algo = values.pop("algo", None)
     cls = algorithm_class(algo).config_class
@@ -79,9 +79,7 @@ def config_from_dict(values: dict[str, Any]) -> BaseConfig:
     unknown = sorted(set(values) - names)
     if unknown:
         raise ConfigError(f"unknown {algo} config field(s) {unknown}; valid fields: {sorted(names)}")
-    if isinstance(values.get("hidden_sizes"), list):
-        values["hidden_sizes"] = tuple(values["hidden_sizes"])
-    return cls(**values)
+    return cls(**values)  # the field checks turn lists (hidden_sizes from JSON/YAML) into tuples
 
 
 __all__ = [

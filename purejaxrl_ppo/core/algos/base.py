@@ -17,6 +17,7 @@ algorithm it runs.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from typing import Any, Callable, ClassVar
 
@@ -31,7 +32,7 @@ from purejaxrl_ppo.core.types import TrainState, UpdateBatch
 
 
 @dataclasses.dataclass(frozen=True)
-class Algorithm:
+class Algorithm(abc.ABC):
     """Base class: an algorithm bound to its config and network (see the module docstring)."""
 
     config: BaseConfig
@@ -49,11 +50,13 @@ class Algorithm:
             raise ValueError(f"{self.config_class.algo_name} updates on independent transitions; the "
                              f"{self.config.policy!r} policy carries state and needs sequence minibatches")
 
+    @abc.abstractmethod
     def init(self, key: jax.Array) -> Any:
-        raise NotImplementedError
+        """The algorithm's state for one seed: a pytree with a ``params`` field (the network's parameters)."""
 
+    @abc.abstractmethod
     def update(self, state: Any, batch: UpdateBatch, key: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
-        raise NotImplementedError
+        """``(state, scalar metrics)`` after learning from one time-major ``[T, N]`` batch."""
 
     @classmethod
     def update_matmul_flops(cls, config: BaseConfig, actor: float, critic: float) -> float | None:

@@ -41,6 +41,8 @@ from purejaxrl_ppo.core.types import UpdateBatch
 # ----------------------------------------------------------------------------- the Fisher's sample
 #: Folded into the update's key to draw the Fisher's transitions.
 FISHER_KEY_SALT = 0x46495348  # "FISH"
+#: Folded into the policy step's key to draw the sampled-entropy noise (tanh-squashed policies only).
+ENTROPY_KEY_SALT = 1
 
 
 def fisher_sample(key: jax.Array, batch_size: int, subsample: int) -> jax.Array:
@@ -127,7 +129,7 @@ class TRPO(Algorithm):
         part θ' of ``params`` and the step's metrics.
         """
         cfg, network = self.config, self.network
-        noise = entropy_noise(network, jax.random.fold_in(key, 1), batch.action.shape)
+        noise = entropy_noise(network, jax.random.fold_in(key, ENTROPY_KEY_SALT), batch.action.shape)
         actor_params = network.policy_params(params)
         old_dist_params = jax.lax.stop_gradient(policy_on_transitions(network, params, batch.obs))
         old_dist = network.distribution(old_dist_params)
@@ -161,13 +163,13 @@ class TRPO(Algorithm):
 
         def body(state):
             trial, _, _, _, _ = state
-            params, kl, improvement = candidate(cfg.backtrack_coef**trial)
-            return trial + 1, is_acceptable(kl, improvement), params, kl, improvement
+            theta, kl, improvement = candidate(cfg.backtrack_coef**trial)
+            return trial + 1, is_acceptable(kl, improvement), theta, kl, improvement
 
         zero = jnp.zeros((), jnp.float32)
         init = (jnp.int32(0), jnp.bool_(False), actor_params, zero, zero)
-        trials, accepted, new_params, kl, improvement = jax.lax.while_loop(cond, body, init)
-        new_params = jax.tree_util.tree_map(lambda n, o: jnp.where(accepted, n, o), new_params, actor_params)
+        trials, accepted, new_theta, kl, improvement = jax.lax.while_loop(cond, body, init)
+        new_theta = jax.tree_util.tree_map(lambda n, o: jnp.where(accepted, n, o), new_theta, actor_params)
         metrics = {
             "kl": jnp.where(accepted, kl, 0.0),
             "line_search_accepted": accepted.astype(jnp.float32),
@@ -175,7 +177,7 @@ class TRPO(Algorithm):
             "surrogate_improvement": jnp.where(accepted, improvement, 0.0),
             "entropy": entropy(old_dist, noise).mean(),
         }
-        return new_params, metrics
+        return new_theta, metrics
 
     def critic_fit(
         self, params: Params, opt_state: optax.OptState, batch: UpdateBatch, key: jax.Array
@@ -193,10 +195,10 @@ class TRPO(Algorithm):
             return 0.5 * jnp.square(value - target).mean()
 
         def step(carry, minibatch):
-            params, opt_state = carry
-            value_loss, grads = jax.value_and_grad(loss)(params, minibatch[0], minibatch[1])
+            critic, opt_state = carry
+            value_loss, grads = jax.value_and_grad(loss)(critic, minibatch[0], minibatch[1])
             updates, opt_state = optimizer.update(grads, opt_state)
-            return (optax.apply_updates(params, updates), opt_state), {"value_loss": value_loss}
+            return (optax.apply_updates(critic, updates), opt_state), {"value_loss": value_loss}
 
         data = (batch.obs, batch.target)
         return minibatch_epochs(step, (critic_params, opt_state), data, key, cfg.critic_epochs, cfg.critic_minibatches)
