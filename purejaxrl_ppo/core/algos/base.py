@@ -28,6 +28,7 @@ from purejaxrl_ppo.core.config import BaseConfig
 from purejaxrl_ppo.core.envs.base import Env
 from purejaxrl_ppo.core.iteration import rollout_iteration
 from purejaxrl_ppo.core.networks import Network
+from purejaxrl_ppo.core.shuffle import permutation
 from purejaxrl_ppo.core.types import TrainState, UpdateBatch
 
 
@@ -88,7 +89,8 @@ def minibatch_epochs(
     """Run ``step(carry, minibatch) -> (carry, metrics)`` over shuffled minibatches.
 
     ``data`` is a pytree of ``[B, ...]`` arrays; each epoch draws a fresh
-    permutation and splits it into ``num_minibatches`` equal minibatches
+    permutation (:func:`~purejaxrl_ppo.core.shuffle.permutation`, equal to
+    ``jax.random.permutation``) and splits it into ``num_minibatches`` equal minibatches
     (B must be divisible, which the configs check). Returns the final carry
     and every metric averaged over all ``num_epochs * num_minibatches`` steps.
     """
@@ -96,9 +98,13 @@ def minibatch_epochs(
     minibatch_size = batch_size // num_minibatches
 
     def epoch(carry, epoch_key):
-        perm = jax.random.permutation(epoch_key, batch_size)
+        perm = permutation(epoch_key, batch_size)
+        # mode="clip": the indices are in bounds, so no out-of-bounds fill (a select over the whole batch).
         shuffled = jax.tree_util.tree_map(
-            lambda x: jnp.take(x, perm, axis=0).reshape((num_minibatches, minibatch_size) + x.shape[1:]), data
+            lambda x: jnp.take(x, perm, axis=0, mode="clip", unique_indices=True).reshape(
+                (num_minibatches, minibatch_size) + x.shape[1:]
+            ),
+            data,
         )
         return jax.lax.scan(step, carry, shuffled)
 
