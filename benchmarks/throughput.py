@@ -3,6 +3,7 @@
     python benchmarks/throughput.py --quick                  # minutes: small budgets, no peers
     python benchmarks/throughput.py --seeds 1 16 64 --peers rejax sb3-ppo sb3-trpo --setup-peers
     python benchmarks/throughput.py --algos ppo --seeds 1 4 16 64 256 1024 4096 --max-steps-per-call 2000000 --peers
+    python benchmarks/throughput.py --seeds --peers purejaxrl brax-ppo --purejaxrl-dir DIR --max-steps-per-call 4000000
 
 For every (algo, num_envs, num_seeds) point, in a fresh subprocess (so the peak
 RSS is that point's own): compile time (wall and process CPU), first call (compile + run), steady
@@ -35,6 +36,7 @@ import argparse
 import json
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -486,6 +488,64 @@ def save_partial(results: dict, out: Path) -> None:
     (out / "throughput.partial.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
+#: Peers measured by their own script in ``peers/`` (its own process: each imports purejaxrl_ppo first and
+#: runs both programs in that one process, alternated A B B A); results go to ``<out>/<peer>.json``.
+SCRIPT_PEERS = {
+    "purejaxrl": "purejaxrl.py",  # PureJaxRL's ppo.py / ppo_continuous_action.py from --purejaxrl-dir
+    "brax-ppo": "brax_ppo.py",  # brax.training.agents.ppo.train
+}
+
+
+#: Same-process median ratio ours/PureJaxRL each config must reach (issue 15); cold compile <= PureJaxRL's.
+PUREJAXRL_TARGETS = {"cartpole": 1.2, "minatar": 1.1, "brax": 1.1}
+
+
+def script_peer_targets(results: dict, out: Path) -> dict:
+    """The PureJaxRL and Brax-trainer targets, read from the script peers' JSON in ``out``."""
+    found: dict = {}
+    pjx_file, brax_file = out / "purejaxrl.json", out / "brax_ppo.json"
+    if "purejaxrl" in results.get("script_peers", {}) and pjx_file.exists():
+        pjx = json.loads(pjx_file.read_text())
+        for point in pjx["same_process"]:
+            name, seeds = point["config"], point["num_seeds"]
+            target = PUREJAXRL_TARGETS[name] if name != "cartpole" or seeds > 1 else None
+            label = f"ppo_over_purejaxrl_{name}_{seeds}_seeds_same_process" + (f" (target >= {target})" if target else "")
+            found[label] = point["median_pair_ratio"]
+            compile_s = {k: v["seconds"] for k, v in point["compile"].items()}
+            found[f"compile_seconds_{name}_{seeds}_seeds_ours_vs_purejaxrl (target ours <= theirs)"] = [
+                compile_s.get("ours"), compile_s.get("purejaxrl")]
+        for point in pjx["separate_process"]:
+            name, seeds = point["config"], point["num_seeds"]
+            found[f"ppo_over_purejaxrl_{name}_{seeds}_seeds_separate_processes"] = point["ratio"]
+            found[f"compile_seconds_{name}_{seeds}_seeds_separate_processes_ours_vs_purejaxrl (target ours <= theirs)"] = [
+                point[p].get("compile", {}).get("seconds") for p in ("ours", "purejaxrl")]
+    if "brax-ppo" in results.get("script_peers", {}) and brax_file.exists():
+        for point in json.loads(brax_file.read_text())["comparisons"]:
+            found[f"ppo_over_brax_trainer_{point['num_seeds']}_seeds (target >= 1.1)"] = point["ratio_median"]
+    return found
+
+
+def run_script_peer(peer: str, args: argparse.Namespace) -> dict:
+    """Run ``peers/<script>`` for ``peer`` with this run's seeds, rounds and cap; returns its summary."""
+    out = args.out / f"{peer.replace('-', '_')}.json"
+    command = [sys.executable, str(HERE / "peers" / SCRIPT_PEERS[peer]), "--out", str(out),
+               "--seeds", *map(str, args.peer_seeds), "--rounds", str(args.repeats)]
+    if peer == "purejaxrl":
+        if not args.purejaxrl_dir:
+            return {"skipped": "needs --purejaxrl-dir (a checkout or bare git dir of luchris429/purejaxrl)"}
+        command += ["--purejaxrl-dir", str(args.purejaxrl_dir)]
+        if args.max_steps_per_call:
+            command += ["--max-steps-per-call", str(args.max_steps_per_call)]
+    command += shlex.split(getattr(args, peer.replace("-", "_") + "_args"))
+    print("running", " ".join(command), flush=True)
+    result = subprocess.run(command, check=False, cwd=ROOT)
+    summary = {"command": command, "returncode": result.returncode, "out": str(out.relative_to(ROOT))
+               if out.is_relative_to(ROOT) else str(out)}
+    if result.returncode == 0 and out.exists():
+        summary["table_markdown"] = json.loads(out.read_text()).get("table_markdown")
+    return summary
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=["ppo", "trpo"], choices=["ppo", "trpo"])
@@ -501,7 +561,13 @@ def main(argv: list[str] | None = None) -> None:
                         help="sweep points: fewer updates per seed so one timed call runs at most this many env "
                              "steps over all seeds (steady-state steps/s only; peers' A/B pairs are not capped)")
     parser.add_argument("--peers", nargs="*", default=["rejax", "sb3-ppo", "sb3-trpo"],
-                        choices=["rejax", "sb3-ppo", "sb3-trpo"])
+                        choices=["rejax", "sb3-ppo", "sb3-trpo", *SCRIPT_PEERS])
+    parser.add_argument("--purejaxrl-dir", default=os.environ.get("PUREJAXRL_DIR"),
+                        help="PureJaxRL checkout or bare git dir for --peers purejaxrl (default: $PUREJAXRL_DIR)")
+    parser.add_argument("--purejaxrl-args", default="",
+                        help="extra arguments for peers/purejaxrl.py in one string, e.g. '--brax-seeds 1 --separate'")
+    parser.add_argument("--brax-ppo-args", default="",
+                        help="extra arguments for peers/brax_ppo.py in one string (later ones win, e.g. '--seeds 1 4')")
     parser.add_argument("--peer-seeds", nargs="+", type=int, default=[1, 16, 64], help="seeds for the ours-vs-rejax A/B")
     parser.add_argument("--sb3-seeds", type=int, default=4, help="SB3 runs per peer (one process per core at a time)")
     parser.add_argument("--sb3-timesteps", type=int, default=50_000, help="env steps per SB3 run")
@@ -521,7 +587,7 @@ def main(argv: list[str] | None = None) -> None:
     import purejaxrl_ppo  # noqa: F401
     from purejaxrl_ppo.runs.provenance import machine_description
 
-    results = {"command": " ".join(["python", "benchmarks/throughput.py", *(argv or sys.argv[1:])]),
+    results = {"command": shlex.join(["python", "benchmarks/throughput.py", *(argv or sys.argv[1:])]),
                "machine": machine_description(), "total_timesteps_per_seed": args.total_timesteps,
                "flops_method": "achieved FLOP/s = analytic matmul FLOPs per env step (forward + 3x forward per "
                                "training pass) x steady env-steps/s. Also recorded: XLA cost_analysis() of one "
@@ -546,7 +612,9 @@ def main(argv: list[str] | None = None) -> None:
                     save_partial(results, args.out)
 
     wanted = {"rejax": "rejax", "sb3-ppo": "sb3", "sb3-trpo": "sb3"}
-    for peer in args.peers:
+    for peer in [p for p in args.peers if p in SCRIPT_PEERS]:
+        results["script_peers"] = {**results.get("script_peers", {}), peer: run_script_peer(peer, args)}
+    for peer in [p for p in args.peers if p not in SCRIPT_PEERS]:
         venv = wanted[peer]
         if args.setup_peers:
             setup_peer(venv)
@@ -580,7 +648,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(json.dumps(b), flush=True)
                 save_partial(results, args.out)
 
-    results["targets"] = targets(results)
+    results["targets"] = {**targets(results), **script_peer_targets(results, args.out)}
     print(json.dumps(results["targets"], indent=2))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "throughput.json").write_text(json.dumps(results, indent=2) + "\n")
