@@ -1,6 +1,7 @@
 """benchmarks/throughput.py: the hand FLOP count, sweep capping, the SB3 summary and the target ratios."""
 
 import importlib.util
+import json
 import sys
 
 import pytest
@@ -74,3 +75,23 @@ def test_targets_pair_each_peer_with_our_run_of_the_same_invocation():
     assert out["trpo_64_seeds_over_sb3_contrib_trpo_summed (target >= 25)"] == pytest.approx(20.0)
     assert out["trpo_over_ppo_64_seeds (target >= 0.8)"] == pytest.approx(60_000 / 90_000)
     assert out["utilisation_vs_1024^3_peak"] == {"ppo envs=4 seeds=64": pytest.approx(0.2)}
+
+
+def test_purejaxrl_and_brax_trainer_targets_read_the_script_peers_json(tmp_path):
+    point = {"config": "cartpole", "num_seeds": 16, "median_pair_ratio": 1.06,
+             "compile": {"ours": {"seconds": 6.0}, "purejaxrl": {"seconds": 7.2}}}
+    one_seed = {**point, "num_seeds": 1, "median_pair_ratio": 1.5}
+    separate = {"config": "cartpole", "num_seeds": 1, "ratio": 1.17,
+                "ours": {"compile": {"seconds": 5.4}}, "purejaxrl": {"error": "exit -9: "}}
+    (tmp_path / "purejaxrl.json").write_text(json.dumps({"same_process": [one_seed, point],
+                                                          "separate_process": [separate]}))
+    (tmp_path / "brax_ppo.json").write_text(json.dumps({"comparisons": [{"num_seeds": 4, "ratio_median": 1.13}]}))
+    found = tp.script_peer_targets({"script_peers": {"purejaxrl": {}, "brax-ppo": {}}}, tmp_path)
+    assert found["ppo_over_purejaxrl_cartpole_16_seeds_same_process (target >= 1.2)"] == 1.06
+    assert found["ppo_over_purejaxrl_cartpole_1_seeds_same_process"] == 1.5  # no target at one seed
+    assert found["compile_seconds_cartpole_16_seeds_ours_vs_purejaxrl (target ours <= theirs)"] == [6.0, 7.2]
+    assert found["ppo_over_purejaxrl_cartpole_1_seeds_separate_processes"] == 1.17
+    assert found["compile_seconds_cartpole_1_seeds_separate_processes_ours_vs_purejaxrl (target ours <= theirs)"] == [
+        5.4, None]
+    assert found["ppo_over_brax_trainer_4_seeds (target >= 1.1)"] == 1.13
+    assert tp.script_peer_targets({"script_peers": {}}, tmp_path) == {}
