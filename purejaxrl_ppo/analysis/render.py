@@ -24,10 +24,16 @@ from purejaxrl_ppo.core.config import ConfigError
 from purejaxrl_ppo.core.envs import is_brax_name, make_env
 from purejaxrl_ppo.core.evaluate import policy_rollout
 from purejaxrl_ppo.runs.policy_files import POLICY_FILE, load_policy, select_seed
+from purejaxrl_ppo.runs.rundir import require_finished
 
 
 def load_run(run_dir: Path, seed_index: int = 0):
-    """``(config, params, obs_stats)`` of seed ``seed_index`` of a saved run."""
+    """``(config, params, obs_stats)`` of seed ``seed_index`` of a saved run.
+
+    An unfinished or damaged run is a one-line :class:`ConfigError` (from
+    :func:`~purejaxrl_ppo.runs.rundir.require_finished`) naming what is missing and the repair.
+    """
+    require_finished(run_dir)
     config_path, policy_path = run_dir / "config.json", run_dir / POLICY_FILE
     for path in (config_path, policy_path):
         if not path.is_file():

@@ -25,42 +25,61 @@ from typing import Any, Sequence
 # Importing any purejaxrl_ppo module runs the package __init__ first, which applies
 # the XLA:CPU deadlock workaround before jax starts its backend.
 from purejaxrl_ppo.analysis.stats import FINAL_RETURN_WINDOW
-from purejaxrl_ppo.cli.flags import add_config_flags, add_option_flags, flag_values
+from purejaxrl_ppo.cli.flags import (
+    add_config_flags,
+    add_option_flags,
+    flag_values,
+    plain,
+)
 from purejaxrl_ppo.cli.presets import brax_preset
 from purejaxrl_ppo.core.algos import config_classes
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.runs.options import RunOptions
-from purejaxrl_ppo.runs.run_files import read_run_file, split_run_dict, write_run_file
+from purejaxrl_ppo.runs.run_files import (
+    SUFFIXES,
+    read_run_file,
+    split_run_dict,
+    write_run_file,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="purejaxrl-ppo", description=__doc__.split("\n")[0])
+    """The ``train``, ``compare`` and ``render`` parsers; no parser accepts abbreviated flags."""
+    parser = argparse.ArgumentParser(prog="purejaxrl-ppo", description=plain(__doc__.split("\n")[0]),
+                                     allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    train = sub.add_parser("train", help="train many seeds of PPO or TRPO (resumable, logged)")
+    train = sub.add_parser("train", help="train many seeds of PPO or TRPO (resumable, logged)", allow_abbrev=False)
     train.add_argument("--config", type=Path, default=None, metavar="FILE",
                        help="YAML or TOML run file (examples/ppo_cartpole.yaml); flags override its values")
     train.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
-                       help="continue the run in RUN_DIR from its newest intact checkpoint (same config)")
+                       help="continue the run in RUN_DIR from its newest intact checkpoint (same config); a "
+                            "finished run whose final files are missing or damaged gets them rewritten")
+    train.add_argument("--restart", action="store_true",
+                       help="with --resume: start the run again from update 0 (drops its checkpoints), e.g. after "
+                            "every checkpoint was found damaged")
     train.add_argument("--algo", choices=sorted(config_classes()), default=None, help="algorithm [default: ppo]")
     train.add_argument("--out", type=Path, default=None, help="run directory (default runs/<algo>-<env>-<timestamp>)")
-    train.add_argument("--overwrite", action="store_true", help="start afresh in an existing non-empty --out")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start afresh in an existing non-empty --out; replace an existing --dump-config FILE")
     train.add_argument("--quiet", action="store_true", help="no progress bar or table; print the summary path only")
     train.add_argument("--cpu-devices", default=None, metavar="N|auto",
                        help="on a CPU, split it into N XLA devices (auto: one per core) and shard the seeds over them; "
                             "faster on multi-core CPUs, results equal up to float rounding (pjp.use_cpu_devices)")
     train.add_argument("--dump-config", type=Path, default=None, metavar="FILE",
-                       help="write the resolved run file (.yaml or .toml) and exit without training")
+                       help="write the resolved run file (.yaml or .toml; parent directories are created, an "
+                            "existing FILE only with --overwrite) and exit without training")
     add_option_flags(train)
     add_config_flags(train)
 
-    render = sub.add_parser("render", help="write a Brax HTML viewer or a gymnax GIF of a saved run's policy")
+    render = sub.add_parser("render", help="write a Brax HTML viewer or a gymnax GIF of a saved run's policy",
+                            allow_abbrev=False)
     render.add_argument("--run", type=Path, required=True, help="run directory written by `train`")
     render.add_argument("--out", type=Path, default=None, help="output file (default <run>/render.html or .gif)")
     render.add_argument("--seed-index", type=int, default=0, help="which trained seed's policy [default: 0]")
     render.add_argument("--seed", type=int, default=0, help="PRNG seed of the rendered episode [default: 0]")
 
-    compare = sub.add_parser("compare", help="compare the summaries of finished runs")
+    compare = sub.add_parser("compare", help="compare the summaries of finished runs", allow_abbrev=False)
     compare.add_argument("runs", type=Path, nargs="+", help="run directories holding summary.json")
     compare.add_argument("--plot", type=Path, default=None, help="also write a combined learning-curve PNG here")
     return parser
@@ -106,16 +125,18 @@ def _fmt(x: float, digits: int = 1) -> str:
     return "nan" if x != x else f"{x:,.{digits}f}"
 
 
-def summary_table(summaries: Sequence[dict[str, Any]], title: str):
-    """A rich table with one row per run summary."""
+def summary_table(summaries: Sequence[dict[str, Any]], title: str, labels: Sequence[str] | None = None):
+    """A rich table with one row per run summary; ``labels`` (one per summary) add a first "run" column."""
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("algo", "env", "seeds", "steps/seed", "median", "IQM", "min", "env-steps/s", "compile s"):
-        table.add_column(col, justify="left" if col in ("algo", "env") else "right")
-    for s in summaries:
+    columns = ("algo", "env", "seeds", "steps/seed", "median", "IQM", "min", "env-steps/s", "compile s")
+    for col in ("run", *columns) if labels is not None else columns:
+        table.add_column(col, justify="left" if col in ("run", "algo", "env") else "right")
+    for i, s in enumerate(summaries):
         r = s["final_return"]
         table.add_row(
+            *([labels[i]] if labels is not None else []),
             s["algo"].upper(), s["env_name"], str(s["num_seeds"]), f"{s['total_timesteps_per_seed']:,}",
             _fmt(r["median"]), _fmt(r["iqm"]), _fmt(r["min"]), f"{s['env_steps_per_second']:,.0f}",
             _fmt(s["compile_seconds"]),
@@ -131,7 +152,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from purejaxrl_ppo.launch.chunked import TrainingDiverged
     from purejaxrl_ppo.runs.checkpoint import CheckpointError, CorruptCheckpointWarning
-    from purejaxrl_ppo.runs.durable import save_run, train_durable
+    from purejaxrl_ppo.runs.durable import CollapseWarning, save_run, train_durable
+    from purejaxrl_ppo.runs.rundir import finished_problem
 
     if args.cpu_devices is not None:  # before anything starts jax's CPU backend
         from purejaxrl_ppo.platform import use_cpu_devices
@@ -142,6 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--cpu-devices: {err}") from None
     console = Console(stderr=True, quiet=args.quiet, width=None if sys.stderr.isatty() else 120)
     command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
+    if args.restart and args.resume is None:
+        raise ConfigError("--restart starts a saved run again from update 0; it needs --resume RUN_DIR")
     if args.resume is not None:
         extra = [f"--{n.replace('_', '-')}" for n in flag_values(args)]
         extra += [flag for flag, value in (("--config", args.config), ("--out", args.out),
@@ -150,29 +174,42 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues the saved config of {args.resume}; {', '.join(extra)} cannot be "
                               f"combined with it (start a new run with --config {args.resume}/config.yaml instead)")
         out, config, options = args.resume, None, None
+        if not args.restart and finished_problem(out) is None:
+            print(f"{out} has finished and its final files are intact; nothing to do", file=sys.stderr)
+            return 0
     else:
         config, options = resolve_run(args)
         if args.dump_config is not None:
+            if args.dump_config.is_dir():
+                raise ConfigError(f"--dump-config {args.dump_config} is a directory; give a file name")
+            if args.dump_config.exists() and not args.overwrite:
+                raise ConfigError(f"--dump-config {args.dump_config} exists; pass --overwrite to replace it")
+            if args.dump_config.suffix in SUFFIXES:  # else write_run_file refuses it, naming the suffixes
+                args.dump_config.parent.mkdir(parents=True, exist_ok=True)
             write_run_file(args.dump_config, config, options)
             print(f"wrote {args.dump_config}")
             return 0
         out = args.out or _default_out(config)
 
-    def show_warning(message, category, *rest, **kwargs):  # a corrupt checkpoint: say so plainly, even if --quiet
-        if issubclass(category, CorruptCheckpointWarning):
+    def show_warning(message, category, *rest, **kwargs):  # say these plainly, even if --quiet
+        if issubclass(category, (CorruptCheckpointWarning, CollapseWarning)):
             print(f"warning: {message}", file=sys.stderr)
         else:
             previous(message, category, *rest, **kwargs)
 
     warnings.simplefilter("always", CorruptCheckpointWarning)
+    warnings.simplefilter("always", CollapseWarning)
     previous, warnings.showwarning = warnings.showwarning, show_warning
     try:
         with _progress(console) as progress:
             result = train_durable(out, config, options, resume=args.resume is not None, overwrite=args.overwrite,
-                                   command=command, on_chunk=progress)
+                                   restart=args.restart, command=command, on_chunk=progress,
+                                   on_compile=progress.compiling)
     except TrainingDiverged as err:
-        kept = f"the last good checkpoint is {err.last_checkpoint}" if err.last_checkpoint else "no checkpoint was written"
-        print(f"error: training stopped: {err}; that state was not saved, {kept}; logs in {out}", file=sys.stderr)
+        kept = (f"the last verified checkpoint is {err.last_checkpoint}" if err.last_checkpoint
+                else "no verified checkpoint exists")
+        print(f"error: training stopped: {err}; that state was not saved, {kept}; the logs in {out} end with "
+              f"update {err.update}", file=sys.stderr)
         return 3
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -183,9 +220,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     finally:
         warnings.showwarning = previous
-    if args.resume is not None and result.updates_run == 0 and (out / "summary.json").is_file():
-        print(f"{out} already finished all {result.config.num_updates} updates; nothing to do", file=sys.stderr)
-        return 0
+    if args.resume is not None and progress.task is None:  # no chunk ran: the run had finished before
+        print(f"{out} had finished all {result.config.num_updates} updates; rewriting its final files",
+              file=sys.stderr)
     summary, paths = save_run(result, out, command=command)
     console.print(summary_table([summary], "Training summary"))
     console.print(f"wrote {', '.join(str(p) for p in paths.values())} and logs in {out}")
@@ -210,8 +247,11 @@ class _progress:
 
     def __enter__(self):
         self.bar.__enter__()
-        self.console.print("compiling ...")
         return self
+
+    def compiling(self) -> None:
+        """Called when compiling starts (not for a resumed run that is already finished)."""
+        self.console.print("compiling ...")
 
     def __exit__(self, *exc):
         return self.bar.__exit__(*exc)
@@ -233,25 +273,46 @@ class _progress:
             self.console.print(f"update {done}/{report.total_updates} · {info} · {report.run_seconds:.0f} s")
 
 
+def run_labels(runs: Sequence[Path]) -> list[str]:
+    """Each run directory's name; the path as given where two runs share a name."""
+    names = [run.name or run.resolve().name or str(run) for run in runs]
+    return [name if names.count(name) == 1 else str(run) for name, run in zip(names, runs)]
+
+
+def _read_summary(run: Path) -> dict[str, Any]:
+    """``run``'s summary.json; a :class:`ConfigError` naming the file and the repair if it cannot be read."""
+    path = run / "summary.json"
+    if not path.is_file():
+        raise ConfigError(f"{path} does not exist; is {run} a finished run directory?")
+    try:
+        summary = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid JSON ({err}); rewrite it with: python -m purejaxrl_ppo train "
+                          f"--resume {shlex.quote(str(run))}") from None
+    if not isinstance(summary, dict):
+        raise ConfigError(f"{path} is not a run summary (a JSON object); rewrite it with: python -m purejaxrl_ppo "
+                          f"train --resume {shlex.quote(str(run))}")
+    return summary
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.console import Console
 
     from purejaxrl_ppo.analysis.plots import plot_learning_curves
+    from purejaxrl_ppo.runs.rundir import require_finished
 
-    summaries = []
-    for run in args.runs:
-        path = run / "summary.json"
-        if not path.is_file():
-            raise ConfigError(f"{path} does not exist; is {run} a finished run directory?")
-        summaries.append(json.loads(path.read_text()))
+    for run in args.runs:  # every run checked before anything is printed
+        require_finished(run)
+    summaries = [_read_summary(run) for run in args.runs]
+    labels = run_labels(args.runs)
     console = Console(width=None if sys.stdout.isatty() else 120)
-    console.print(summary_table(summaries, "Comparison"))
+    console.print(summary_table(summaries, "Comparison", labels))
     if args.plot is not None:
         runs = []
-        for run, s in zip(args.runs, summaries):
+        for run, label in zip(args.runs, labels):
             with np.load(run / "metrics.npz") as data:
-                runs.append((s["algo"].upper(), {k: data[k] for k in ("episode_return", "env_steps")}))
+                runs.append((label, {k: data[k] for k in ("episode_return", "env_steps")}))
         envs = sorted({s["env_name"] for s in summaries})
         plot_learning_curves(runs, args.plot, title=", ".join(envs))
         console.print(f"wrote {args.plot}")

@@ -11,11 +11,29 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from typing import Any
 
 from purejaxrl_ppo.core.algos import config_classes
 from purejaxrl_ppo.core.config import field_choices, field_kind
 from purejaxrl_ppo.runs.options import RunOptions
+
+_ROLE = re.compile(r":[a-z]+(?::[a-z]+)?:`(~?)([^`]*)`")  # :class:`x`, :py:func:`~a.b.c`
+_LITERAL = re.compile(r"``([^`]*)``")
+
+
+def plain(text: str) -> str:
+    """``text`` without Sphinx markup, for ``--help``: inline literals lose their double
+    backticks, roles their role (``:class:`x``` -> x, ``:func:`~a.b.c``` -> c).
+
+    The fields' metadata keeps its markup for the generated docs; only the terminal sees it stripped.
+    """
+
+    def role(match: re.Match) -> str:
+        tilde, target = match.groups()
+        return target.rsplit(".", 1)[-1] if tilde else target
+
+    return _LITERAL.sub(r"\1", _ROLE.sub(role, text))
 
 
 def _show(value: Any) -> str:
@@ -41,7 +59,7 @@ def _help(f: dataclasses.Field, note: str) -> str:
     choices = field_choices(f)
     if choices is not None and not any(c in f.metadata.get("help", "") for c in choices):
         extra.append("one of " + ", ".join(choices))
-    return " ".join([f.metadata.get("help", ""), *(f"({e})" for e in extra), note])
+    return plain(" ".join([f.metadata.get("help", ""), *(f"({e})" for e in extra), note]))
 
 
 def _add(parser: argparse.ArgumentParser, f: dataclasses.Field, names: list[str], help_text: str) -> None:

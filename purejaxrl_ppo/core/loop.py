@@ -102,12 +102,42 @@ def train_updates(
     return jax.lax.scan(body, state, numbers, length=num_updates)
 
 
+#: How to train many seeds, named in the error for a batch of keys passed where one key goes.
+MANY_SEEDS_HINT = ("for many seeds use jax.vmap(train)(jax.random.split(key, n)) "
+                   "or purejaxrl_ppo.train_seeds(config, n, key)")
+
+
+def check_single_key(key: jax.Array, hint: str = MANY_SEEDS_HINT) -> None:
+    """Raise a ``ValueError`` (``TypeError`` for a non-array) unless ``key`` is one PRNG key.
+
+    One key is a typed key of shape ``()`` (``jax.random.key``) or a raw ``uint32`` key of the
+    default implementation's shape, ``(2,)`` for threefry (``jax.random.PRNGKey``). Only shapes
+    and dtypes are read, so the check works on tracers (under ``vmap`` on one example's shape).
+    """
+    if not hasattr(key, "shape") or not hasattr(key, "dtype"):
+        raise TypeError(f"expected one PRNG key (jax.random.PRNGKey(seed) or jax.random.key(seed)), "
+                        f"got {type(key).__name__}")
+    shape = tuple(key.shape)
+    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
+        if shape != ():
+            raise ValueError(f"expected one PRNG key (a typed key of shape ()), got a key array of shape {shape}; "
+                             f"{hint}")
+        return
+    raw_shape = tuple(jax.eval_shape(lambda: jax.random.PRNGKey(0)).shape)
+    if shape != raw_shape or key.dtype != jnp.uint32:
+        raise ValueError(f"expected one PRNG key (a uint32 array of shape {raw_shape}), got an array of shape "
+                         f"{shape} and dtype {key.dtype}; {hint}")
+
+
 def run_training(config: BaseConfig, key: jax.Array) -> TrainOutput:
     """The whole training run for one seed, pure in ``key`` and in ``config``'s numeric leaves.
 
+    key: one PRNG key (raw ``[2]`` uint32 or typed ``[]``); a batch of keys is refused with a
+    hint (:func:`check_single_key`): vmap over the keys instead.
     ``config`` is a pytree whose numeric hyperparameters may be traced, e.g.
     ``jax.vmap(run_training)(stacked_configs, keys)`` for a sweep in one compile.
     """
+    check_single_key(key)
     state, metrics = train_updates(config, init_train_state(config, key), config.num_updates, first_update=0)
     return TrainOutput(metrics, state)
 
@@ -116,7 +146,8 @@ def make_train(config: BaseConfig) -> Callable[[jax.Array], TrainOutput]:
     """A pure function ``train(key) -> TrainOutput`` for ``config``.
 
     ``jax.jit(jax.vmap(make_train(config)))(keys)`` trains ``len(keys)`` seeds
-    in one compiled program.
+    in one compiled program. ``train`` takes exactly one key (a ``ValueError`` with that
+    hint otherwise, also under ``jit``/``vmap``, where one example's shape is checked).
     """
     components(config)  # fail now, not at trace time, on a bad env or config type
 

@@ -135,6 +135,8 @@ class ChunkReport:
                    the next chunk donates its buffers)
     chunk_metrics: ``{name: [seeds, size]}`` of this chunk
     metrics:       ``{name: [seeds, updates_done]}`` since update 1 (resumed history included)
+    run_seconds:   seconds since the first chunk of this process started
+    compile_seconds: this process's compile time (ahead of the first chunk)
     """
 
     index: int
@@ -145,6 +147,7 @@ class ChunkReport:
     run_seconds: float
     updates_run: int
     total_updates: int
+    compile_seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -168,6 +171,7 @@ def train_seeds_chunked(
     stop_on_nan: bool = True,
     devices: Sequence[jax.Device] | None = None,
     seeds_per_batch: int | None = None,
+    on_compile: Callable[[], None] | None = None,
 ) -> RunResult:
     """Train ``num_seeds`` seeds of ``config`` with one vmapped program, in chunks.
 
@@ -183,7 +187,8 @@ def train_seeds_chunked(
     sit on a chunk boundary of ``plan``). ``on_chunk(report)`` runs after each chunk.
     With ``stop_on_nan``, a non-finite metric (outside :data:`NAN_ALLOWED`) raises
     :class:`TrainingDiverged` before ``on_chunk`` sees that chunk. Compile time
-    (ahead-of-time, every distinct chunk size) is measured apart from run time.
+    (ahead-of-time, every distinct chunk size) is measured apart from run time;
+    ``on_compile()`` runs just before compiling starts.
     """
     layout = seed_layout(num_seeds, devices, seeds_per_batch)
     plan = list(plan or chunk_plan(config.num_updates, target_chunks))
@@ -192,6 +197,8 @@ def train_seeds_chunked(
     done = 0 if start is None else start.updates_done
     first = _chunk_index(plan, done)
 
+    if on_compile is not None:
+        on_compile()
     compile_start = time.perf_counter()
     init_compiled = init_program(config, layout) if start is None else None
     chunk_fns = {size: chunk_program(config, layout, size) for size in sorted(set(plan[first:]))}

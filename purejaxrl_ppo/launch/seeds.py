@@ -15,6 +15,7 @@ from typing import Sequence
 import jax
 
 from purejaxrl_ppo.core.config import BaseConfig
+from purejaxrl_ppo.core.loop import check_single_key
 from purejaxrl_ppo.core.types import TrainOutput
 from purejaxrl_ppo.launch.layout import seed_layout
 from purejaxrl_ppo.launch.programs import train_program
@@ -35,6 +36,7 @@ def train_seeds(
     """Train ``num_seeds`` seeds of ``config`` with the seed axis sharded over ``devices``.
 
     key:             one PRNG key; seed ``i`` trains with ``jax.random.split(key, num_seeds)[i]``
+                     (a batch of keys is refused: this function splits the one key itself)
     devices:         the devices to use (default: every local device)
     seeds_per_batch: run each device's seeds in sequential blocks of exactly this
                      many (``jax.lax.map``; the seeds are padded to a multiple of
@@ -48,6 +50,8 @@ def train_seeds(
     per block of seeds, bit-identical to ``jax.jit(jax.vmap(make_train(config)))``
     of that block's keys (see the module docstring).
     """
+    check_single_key(key, hint=f"train_seeds(config, num_seeds, key) splits one key into the {num_seeds} seeds' "
+                               "keys itself: pass e.g. jax.random.PRNGKey(seed), not a batch of keys")
     layout = seed_layout(num_seeds, devices, seeds_per_batch)
     keys = jax.random.split(key, layout.num_seeds)
     while True:

@@ -1,19 +1,20 @@
-"""Checkpoints of a multi-seed run with orbax: atomic, the newest K kept, verified on restore.
+"""Checkpoints of a multi-seed run with orbax: atomic, verified, the newest K kept.
 
-A checkpoint at step ``s`` (= updates done) holds three items written together
-by one orbax ``CheckpointManager.save``:
+A checkpoint at step ``s`` (= updates done) is the directory ``<directory>/<s>/``
+holding three items written together by one orbax composite save:
 
 * ``state``:   the full :class:`~purejaxrl_ppo.core.types.TrainState` of every seed as a
   generic pytree (params, optimiser state, env state, RNG keys, update counter and
   whatever else the train state carries), leaves ``[seeds, ...]``;
 * ``history``: every per-update metric so far, ``{name: [seeds, s]}``;
-* ``meta``:    JSON: the config, the run options, the chunk plan, ``step``.
+* ``meta``:    JSON: the config, the run options, the chunk plan, ``step``, timings;
 
-Orbax writes a step into ``<step>.orbax-checkpoint-tmp`` and renames it only
-once complete, so a crash mid-write leaves the previous checkpoint untouched.
-After the rename we add ``checksums.json`` (SHA-256 of every file), so that a
-file damaged later is named on restore, and :meth:`Checkpointer.restore_latest`
-falls back to the newest checkpoint that reads back intact.
+and ``checksums.json``, the SHA-256 of every other file. A save writes all of it,
+manifest included, into ``<directory>/.staging/<s>/`` and only then renames that
+directory to ``<directory>/<s>``: a checkpoint is visible only when complete, and a
+checkpoint without a manifest (or whose files do not match it) is never trusted.
+:meth:`Checkpointer.restore_latest` quarantines such a checkpoint with a warning and
+falls back to the newest one that verifies and reads back.
 
 The state is restored into the structure of ``jax.eval_shape`` of the run's
 init, so nothing here knows the train state's fields.
@@ -21,7 +22,6 @@ init, so nothing here knows the train state's fields.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -32,6 +32,8 @@ from typing import Any, NamedTuple
 
 import jax
 import numpy as np
+
+from purejaxrl_ppo.runs.rundir import sha256_file
 
 CHECKSUMS = "checksums.json"
 
@@ -85,67 +87,124 @@ def _from_host(restored: Any, abstract: Any) -> Any:
     return jax.tree_util.tree_map(leaf, restored, abstract)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _files(step_dir: Path) -> list[Path]:
     return sorted(p for p in step_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
 
 
+def _fsync_dir(path: Path) -> None:
+    """Flush a directory entry (a rename or a new file) to disk; a no-op where unsupported."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: Path, trash: Path) -> None:
+    """Delete a directory by renaming it to ``trash`` first: never a half-deleted checkpoint in place."""
+    if trash.exists():
+        shutil.rmtree(trash, ignore_errors=True)
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def write_manifest(step_dir: Path) -> None:
+    """Write ``checksums.json`` (SHA-256 of every other file under ``step_dir``), atomically."""
+    sums = {str(p.relative_to(step_dir)): sha256_file(p) for p in _files(step_dir)}
+    tmp = step_dir / (CHECKSUMS + ".tmp")
+    with tmp.open("w") as f:
+        f.write(json.dumps(sums, indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, step_dir / CHECKSUMS)
+
+
 class Checkpointer:
-    """Save and restore a run's checkpoints under ``directory`` (orbax ``CheckpointManager``).
+    """Save and restore a run's checkpoints under ``directory`` (orbax composite checkpoints).
 
     ``keep``: how many of the newest checkpoints to keep (older ones are deleted).
     """
 
+    STAGING = ".staging"
+
     def __init__(self, directory: Path | str, keep: int = 3):
         import orbax.checkpoint as ocp
 
+        if keep < 1:
+            raise ValueError(f"keep must be >= 1, got {keep}")
         self._ocp = ocp
+        self.keep = keep
         self.directory = Path(directory).absolute()
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._orbax = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+        self._clean_leftovers()
+
+    def _clean_leftovers(self) -> None:
+        """Remove what an interrupted save or deletion left behind (never a visible checkpoint)."""
+        for path in self.directory.iterdir():
+            if path.name == self.STAGING or path.name.startswith(".trash-"):
+                shutil.rmtree(path, ignore_errors=True)
 
     # ------------------------------------------------------------------ save
     def save(self, step: int, state: Any, history: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
-        """Write checkpoint ``step`` (blocking; atomic) and its checksums; returns its directory."""
+        """Write checkpoint ``step`` with its manifest, then make it visible by one rename; returns its directory.
+
+        Blocking. Older checkpoints beyond the newest ``keep`` are deleted afterwards.
+        """
         ocp = self._ocp
+        step = int(step)
+        staging = self.directory / self.STAGING
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir()
+        staged = staging / str(step)
         args = ocp.args.Composite(
             state=ocp.args.StandardSave(_to_host(state)),
             history=ocp.args.StandardSave({k: np.asarray(v) for k, v in history.items()}),
-            meta=ocp.args.JsonSave({**meta, "step": int(step)}),
+            meta=ocp.args.JsonSave({**meta, "step": step}),
         )
-        self._manager.save(int(step), args=args, force=True)
-        self._manager.wait_until_finished()
-        step_dir = self.directory / str(int(step))
-        sums = {str(p.relative_to(step_dir)): _sha256(p) for p in _files(step_dir)}
-        tmp = step_dir / (CHECKSUMS + ".tmp")
-        tmp.write_text(json.dumps(sums, indent=1))
-        os.replace(tmp, step_dir / CHECKSUMS)  # atomic: the manifest is whole or absent
-        return step_dir
+        self._orbax.save(staged, args=args)
+        write_manifest(staged)
+        _fsync_dir(staged)
+        target = self.directory / str(step)
+        if target.exists():  # a step written again (e.g. after --restart): replace it whole
+            _remove_tree(target, self.directory / f".trash-{step}")
+        os.rename(staged, target)  # the checkpoint becomes visible complete, manifest included
+        _fsync_dir(self.directory)
+        shutil.rmtree(staging, ignore_errors=True)
+        for old in self.steps()[: -self.keep]:
+            _remove_tree(self.directory / str(old), self.directory / f".trash-{old}")
+        return target
 
     # ------------------------------------------------------------------ restore
     def steps(self) -> list[int]:
-        """Committed checkpoint steps, oldest first (unfinished ``*-tmp`` writes are not steps)."""
-        self._manager.reload()
-        return sorted(self._manager.all_steps())
+        """Visible checkpoint steps, oldest first (staged or half-deleted ones are not steps)."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and p.name.isdigit())
 
     def verify(self, step: int) -> None:
         """Raise :class:`CheckpointError` naming the first file that is missing or changed."""
         step_dir = self.directory / str(step)
         manifest = step_dir / CHECKSUMS
         if not manifest.is_file():
-            return  # written by a run that stopped between the commit and the manifest: orbax decides
-        for name, digest in json.loads(manifest.read_text()).items():
+            raise CheckpointError(f"{step_dir} has no {CHECKSUMS}: its save did not complete, it cannot be trusted")
+        try:
+            sums = json.loads(manifest.read_text())
+            if not isinstance(sums, dict) or not sums:
+                raise ValueError("not a non-empty JSON object")
+        except (ValueError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{manifest} is corrupt ({err})") from None
+        for name, digest in sums.items():
             path = step_dir / name
             if not path.is_file():
                 raise CheckpointError(f"{path} is missing")
-            if _sha256(path) != digest:
+            if sha256_file(path) != digest:
                 raise CheckpointError(f"{path} is corrupt (checksum mismatch)")
 
     def restore(self, step: int, abstract_state: Any) -> Restored:
@@ -153,8 +212,8 @@ class Checkpointer:
         self.verify(step)
         ocp = self._ocp
         try:
-            out = self._manager.restore(
-                step,
+            out = self._orbax.restore(
+                self.directory / str(step),
                 args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(_template(abstract_state)),
                     history=ocp.args.StandardRestore(),
@@ -185,11 +244,12 @@ class Checkpointer:
                 errors.append(str(err))
                 quarantine.mkdir(parents=True, exist_ok=True)
                 target = quarantine / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+                while target.exists():
+                    target = target.with_name(target.name + "-1")
                 shutil.move(str(self.directory / str(step)), str(target))
-                self._manager.reload()  # forget the moved step, so a new save may reuse its number
                 warnings.warn(
                     f"checkpoint step {step} is unusable: {err}; moved it to {target} and "
-                    "falling back to the previous checkpoint",
+                    "falling back to an older checkpoint",
                     CorruptCheckpointWarning,
                     stacklevel=2,
                 )
@@ -197,5 +257,15 @@ class Checkpointer:
             raise CheckpointError("no checkpoint could be restored: " + "; ".join(errors))
         return None
 
+    def last_verified(self) -> Path | None:
+        """The newest checkpoint whose files match its manifest (not read back), or ``None``."""
+        for step in reversed(self.steps()):
+            try:
+                self.verify(step)
+            except CheckpointError:
+                continue
+            return self.directory / str(step)
+        return None
+
     def close(self) -> None:
-        self._manager.close()
+        self._orbax.close()

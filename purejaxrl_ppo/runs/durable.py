@@ -3,12 +3,31 @@
 :func:`train_durable` drives :func:`~purejaxrl_ppo.launch.chunked.train_seeds_chunked`
 in a run directory (:mod:`purejaxrl_ppo.runs.rundir`) with checkpoints
 (:mod:`purejaxrl_ppo.runs.checkpoint`) and logs (:mod:`purejaxrl_ppo.runs.sinks`);
-:func:`save_run` writes a finished run's files.
+:func:`save_run` writes a finished run's files, each atomically, and the
+completion marker last.
+
+What survives which fault (each tested in ``tests/runs/test_faults.py``):
+
+* a kill (``SIGKILL``) anywhere: ``--resume`` continues from the newest complete
+  checkpoint and ends with metrics, logs and final state equal to the
+  uninterrupted run's bit for bit; a kill while finishing leaves no completion
+  marker, and ``--resume`` regenerates the final files from the last checkpoint;
+* damaged checkpoint files (truncated, bit-flipped, missing manifest): named,
+  quarantined with a warning, and the run falls back to an older checkpoint;
+  when none is left, ``--resume`` refuses until ``--restart`` is given;
+* damaged final files: ``compare``/``render`` refuse the run with a one-line
+  error, ``--resume`` rewrites them;
+* two writers: the second one stops with an error naming the first (lock).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
+import os
+import shutil
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -17,22 +36,30 @@ import numpy as np
 
 from purejaxrl_ppo.analysis.plots import plot_learning_curves
 from purejaxrl_ppo.core.config import BaseConfig
+from purejaxrl_ppo.core.envs import build_env
 from purejaxrl_ppo.launch.chunked import ChunkReport, RunResult, StartPoint, TrainingDiverged, chunk_plan, train_seeds_chunked
 from purejaxrl_ppo.launch.programs import abstract_train_state
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs import sinks as ls
-from purejaxrl_ppo.runs.checkpoint import Checkpointer
+from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.policy_files import POLICY_FILE, save_policy
 from purejaxrl_ppo.runs.rundir import RunDirError
 from purejaxrl_ppo.runs.run_files import run_dict
 
 
-def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write ``metrics.npz``, ``summary.json``, ``config.json``, ``policy.msgpack`` and ``learning_curve.png``.
+class CollapseWarning(UserWarning):
+    """Training went on, but a seed's policy or value function looks collapsed (see ``RunOptions``)."""
 
-    ``policy.msgpack`` holds every seed's final params (and observation
-    statistics when normalised): what ``render`` and ``evaluate`` need.
+
+def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Write ``metrics.npz``, ``summary.json``, ``config.json``, ``policy.msgpack``, ``learning_curve.png``, then ``complete.json``.
+
+    Each file goes to a temporary name and is renamed into place; ``complete.json``
+    (the SHA-256 of each) comes last, so a crash while finishing leaves a run that
+    is visibly unfinished (:func:`~purejaxrl_ppo.runs.rundir.finished_problem`) and
+    that ``--resume`` finishes. ``policy.msgpack`` holds every seed's final params
+    (and observation statistics when normalised): what ``render`` and ``evaluate`` need.
 
     Returns the summary written and the paths of the files.
     """
@@ -47,14 +74,19 @@ def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tu
     normalizer = result.final_state.normalizer
     obs_stats = normalizer.obs if result.config.normalize_observations else None
     save_policy(paths["policy"], result.final_state.algo_state.params, obs_stats)
-    np.savez_compressed(paths["metrics"], **result.metrics)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **result.metrics)
+    rundir.write_atomic(paths["metrics"], buffer.getvalue())
     summary = result.summary()
     if command is not None:
         summary["command"] = command
-    paths["summary"].write_text(json.dumps(summary, indent=2) + "\n")
-    paths["config"].write_text(json.dumps(result.config.to_dict(), indent=2) + "\n")
-    plot_learning_curves([(f"{result.config.algo_name.upper()}", result.metrics)], paths["plot"],
+    rundir.write_atomic(paths["summary"], (json.dumps(summary, indent=2) + "\n").encode())
+    rundir.write_atomic(paths["config"], (json.dumps(result.config.to_dict(), indent=2) + "\n").encode())
+    tmp_plot = out_dir / ".learning_curve.tmp.png"
+    plot_learning_curves([(f"{result.config.algo_name.upper()}", result.metrics)], tmp_plot,
                          title=f"{result.config.env_name}: {result.num_seeds} seeds")
+    os.replace(tmp_plot, paths["plot"])
+    rundir.mark_complete(out_dir, tuple(p.name for p in paths.values()))
     return summary, paths
 
 
@@ -65,73 +97,179 @@ def train_durable(
     *,
     resume: bool = False,
     overwrite: bool = False,
+    restart: bool = False,
     command: str = "",
     on_chunk: Callable[[ChunkReport], None] | None = None,
+    on_compile: Callable[[], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
 ) -> RunResult:
     """Train in ``run_dir`` with checkpoints and logs after every chunk; resumable.
 
     New run (``resume=False``): ``config`` and ``options``
-    (:class:`~purejaxrl_ppo.runs.options.RunOptions`) are required; ``run_dir`` must be
-    absent or empty unless ``overwrite``. Resume: config, options and chunk plan are read
-    from ``run_dir`` and training continues from the newest intact checkpoint (from
-    update 0 if none was written); the metrics, logs and final state equal those of an
-    uninterrupted run bit for bit. A non-finite metric raises
-    :class:`TrainingDiverged` after logging it; the last good checkpoint is kept.
-    The seeds are split over ``devices`` (default: every local device);
-    checkpoints hold unsharded ``[num_seeds, ...]`` arrays, so a run may resume
-    on a different number of devices.
+    (:class:`~purejaxrl_ppo.runs.options.RunOptions`) are required; the environment
+    is built first (a failure leaves nothing behind); ``run_dir`` must be absent or
+    empty unless ``overwrite``. Resume: config, options and chunk plan are read from
+    ``run_dir`` and training continues from the newest checkpoint that verifies and
+    reads back (from update 0 if none was ever written); the metrics, logs and final
+    state equal those of an uninterrupted run bit for bit. If every checkpoint was
+    quarantined as damaged, resuming raises :class:`RunDirError` unless ``restart``
+    (start again from update 0, dropping the checkpoints). A resumed run that had
+    finished returns its final state without training (``updates_run == 0``), with
+    the timings of the process that finished it, so the final files can be rewritten.
+
+    One writer at a time: the run directory's lock is held throughout
+    (:func:`~purejaxrl_ppo.runs.rundir.locked`). A non-finite metric raises
+    :class:`TrainingDiverged`; the logs end with the update that diverged and the
+    last verified checkpoint is named in ``err.last_checkpoint``. A seed whose
+    entropy or value loss crosses the ``collapse_*`` thresholds of the options
+    triggers one :class:`CollapseWarning` per kind. ``on_compile()`` runs just before
+    compiling. The seeds are split over ``devices`` (default: every local device);
+    checkpoints hold unsharded ``[num_seeds, ...]`` arrays, so a run may resume on a
+    different number of devices.
     """
+    run_dir = Path(run_dir)
+    if restart and not resume:
+        raise ValueError("restart=True only applies when resuming (a new run starts from update 0 anyway)")
     if resume:
-        config, options, info = rundir.load_existing(run_dir)
-        plan = [int(n) for n in info["plan"]]
+        rundir.load_existing(run_dir)  # a clear error before anything else if it is not a run directory
     else:
         if config is None:
             raise TypeError("train_durable needs a config for a new run")
-        options = options or RunOptions()
-        plan = chunk_plan(config.num_updates, options.progress_chunks, options.chunk_updates)
-        rundir.prepare_new(run_dir, overwrite)
-        info = rundir.write_metadata(run_dir, config, options, plan, command)
+        build_env(config.env_name)  # before the directory exists: a bad env leaves nothing to clean up
+        run_dir.mkdir(parents=True, exist_ok=True)
+    with rundir.locked(run_dir, command):
+        if resume:
+            config, options, info = rundir.load_existing(run_dir)
+            build_env(config.env_name)
+            plan = [int(n) for n in info["plan"]]
+        else:
+            options = options or RunOptions()
+            plan = chunk_plan(config.num_updates, options.progress_chunks, options.chunk_updates)
+            rundir.prepare_new(run_dir, overwrite)
+            info = rundir.write_metadata(run_dir, config, options, plan, command)
+        if restart:
+            _drop_progress(run_dir)
+        return _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
+                             devices)
 
+
+def _drop_progress(run_dir: Path) -> None:
+    """For ``--restart``: remove the checkpoints and the completion marker (logs are rewritten from update 0)."""
+    marker = run_dir / rundir.COMPLETE_FILE
+    if marker.exists():
+        marker.unlink()
+    checkpoints = run_dir / "checkpoints"
+    if checkpoints.is_dir():
+        trash = run_dir / ".checkpoints-dropped"
+        shutil.rmtree(trash, ignore_errors=True)
+        os.rename(checkpoints, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
+                  devices) -> RunResult:
+    """The body of :func:`train_durable`, run while holding the run directory's lock."""
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=options.keep_checkpoints)
     meta = {"config": config.to_dict(), "options": options.to_dict(), "plan": plan}
-    start = _restore_start(checkpointer, config, options, meta) if resume else None
+    start, timing = (None, None)
+    if resume and not restart:
+        start, timing = _restore_start(run_dir, checkpointer, config, options, meta)
     if resume:
         info = rundir.record_resume(run_dir, info, command, 0 if start is None else start.updates_done)
+    if start is None or start.updates_done < config.num_updates:  # training again: not finished until saved
+        (run_dir / rundir.COMPLETE_FILE).unlink(missing_ok=True)
     sinks = _open_sinks(run_dir, config, options, info, start)
     logged = 0 if start is None else start.updates_done
+    collapse = _CollapseCheck(config, options)
 
     def after_chunk(report: ChunkReport) -> None:
         nonlocal logged
         for sink in sinks:
             sink.write(report.chunk_metrics)
         logged = report.updates_done
+        collapse(report.chunk_metrics, report.updates_done - report.chunk_metrics["env_steps"].shape[1])
         if (report.index + 1) % options.checkpoint_every == 0 or report.updates_done == config.num_updates:
-            checkpointer.save(report.updates_done, report.state, report.metrics, meta)
+            timing_now = {"compile_seconds": report.compile_seconds, "run_seconds": report.run_seconds,
+                          "updates_run": report.updates_run}
+            checkpointer.save(report.updates_done, report.state, report.metrics, {**meta, "timing": timing_now})
         if on_chunk is not None:
             on_chunk(report)
 
     try:
-        return train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=after_chunk, plan=plan,
-                                   start=start, devices=devices, seeds_per_batch=options.seeds_per_batch or None)
+        result = train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=after_chunk, plan=plan,
+                                     start=start, devices=devices, seeds_per_batch=options.seeds_per_batch or None,
+                                     on_compile=on_compile if start is None or start.updates_done < config.num_updates
+                                     else None)
     except TrainingDiverged as err:
-        tail = {k: v[:, logged:] for k, v in err.metrics.items()}
-        for sink in sinks:  # show the run up to the NaN; its state is not checkpointed
+        tail = {k: v[:, logged:err.update] for k, v in err.metrics.items()}
+        for sink in sinks:  # show the run up to and including the update that diverged, no further
             sink.write(tail)
-        steps = checkpointer.steps()
-        err.last_checkpoint = run_dir / "checkpoints" / str(steps[-1]) if steps else None
+        err.last_checkpoint = checkpointer.last_verified()
         raise
     finally:
         for sink in sinks:
             sink.close()
         checkpointer.close()
+    if result.updates_run == 0 and timing:  # a finished run resumed: the timings of the process that finished it
+        result = dataclasses.replace(result, compile_seconds=float(timing["compile_seconds"]),
+                                     run_seconds=float(timing["run_seconds"]), updates_run=int(timing["updates_run"]))
+    return result
 
 
-def _restore_start(checkpointer, config: BaseConfig, options, meta: dict[str, Any]) -> StartPoint | None:
-    """The newest intact checkpoint as a :class:`StartPoint`, checked against the run's config."""
-    restored = checkpointer.restore_latest(abstract_train_state(config, options.num_seeds))
+class _CollapseCheck:
+    """Warn (once per kind) when a seed's entropy or value loss crosses the options' collapse thresholds."""
+
+    def __init__(self, config: BaseConfig, options: RunOptions):
+        discrete = build_env(config.env_name).action_space.discrete
+        self.limits = {}
+        if options.collapse_entropy > 0 and discrete:  # a Gaussian's differential entropy may be negative
+            self.limits["entropy"] = (options.collapse_entropy, np.less, "fell below",
+                                      "the policy has collapsed to deterministic actions")
+        if options.collapse_value_loss > 0:
+            self.limits["value_loss"] = (options.collapse_value_loss, np.greater, "exceeded",
+                                         "the value estimates are exploding")
+
+    def __call__(self, chunk: dict[str, np.ndarray], offset: int) -> None:
+        for name in list(self.limits):
+            if name not in chunk:
+                continue
+            limit, compare, verb, meaning = self.limits[name]
+            with np.errstate(invalid="ignore"):
+                hit = compare(np.asarray(chunk[name]), limit)
+            if hit.any():
+                update = offset + int(np.argmax(hit.any(axis=0))) + 1
+                seeds = np.flatnonzero(hit.any(axis=1)).tolist()
+                shown = ", ".join(map(str, seeds[:8])) + (", ..." if len(seeds) > 8 else "")
+                warnings.warn(f"{name} {verb} {limit:g} at update {update} (seeds {shown}): {meaning}; "
+                              "consider a smaller learning rate or see the collapse_* options",
+                              CollapseWarning, stacklevel=2)
+                del self.limits[name]  # once per kind and run
+
+
+def _differences(saved: Any, current: Any) -> str:
+    """``key: saved -> current`` for the keys of two dicts that differ (or the values themselves)."""
+    if not (isinstance(saved, dict) and isinstance(current, dict)):
+        return f"{saved} -> {current}"
+    keys = sorted(set(saved) | set(current), key=str)
+    return ", ".join(f"{k}: {saved.get(k, '(absent)')!r} -> {current.get(k, '(absent)')!r}"
+                     for k in keys if saved.get(k, "(absent)") != current.get(k, "(absent)"))
+
+
+def _restore_start(run_dir: Path, checkpointer, config: BaseConfig, options,
+                   meta: dict[str, Any]) -> tuple[StartPoint | None, dict[str, Any] | None]:
+    """The newest intact checkpoint as a :class:`StartPoint` (checked against the run's config) and its timings."""
+    repair = f"python -m purejaxrl_ppo train --resume {run_dir} --restart"
+    try:
+        restored = checkpointer.restore_latest(abstract_train_state(config, options.num_seeds))
+    except CheckpointError as err:
+        raise CheckpointError(f"{err}; every checkpoint was quarantined to {run_dir / 'corrupt_checkpoints'}; to "
+                              f"start again from update 0: {repair}") from None
     if restored is None:
-        return None
+        quarantine = run_dir / "corrupt_checkpoints"
+        if quarantine.is_dir() and any(quarantine.iterdir()):
+            raise RunDirError(f"{run_dir} has no usable checkpoint: every one was quarantined to {quarantine}; "
+                              f"to start again from update 0: {repair}")
+        return None, None
     saved = dict(restored.meta)
     if isinstance(saved.get("options"), dict):  # options added since the checkpoint was written: their defaults
         saved["options"] = {**type(options)().to_dict(), **saved["options"]}
@@ -141,9 +279,10 @@ def _restore_start(checkpointer, config: BaseConfig, options, meta: dict[str, An
         if saved.get(name) != meta[name]:
             raise RunDirError(
                 f"checkpoint {checkpointer.directory / str(restored.step)} was written with a different {name} "
-                f"than {checkpointer.directory.parent / 'config.yaml'} / run.json: {saved.get(name)} != {meta[name]}"
+                f"than {run_dir / 'config.yaml'} / run.json ({_differences(saved.get(name), meta[name])}); "
+                f"restore the run file or start a new run with --config {run_dir / 'config.yaml'}"
             )
-    return StartPoint(restored.step, restored.state, restored.history)
+    return StartPoint(restored.step, restored.state, restored.history), saved.get("timing")
 
 
 def _open_sinks(run_dir: Path, config: BaseConfig, options, info: dict[str, Any], start: StartPoint | None) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from purejaxrl_ppo.core.config import COUNT, NON_NEGATIVE_COUNT, Validated, field
+from purejaxrl_ppo.core.config import COUNT, NON_NEGATIVE, NON_NEGATIVE_COUNT, Validated, field
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +35,14 @@ class RunOptions(Validated):
     log_seeds: int = field(
         16, "per-seed curves for at most this many seeds in TensorBoard/W&B (CSV/JSONL hold all)",
         bounds=NON_NEGATIVE_COUNT,
+    )
+
+    collapse_entropy: float = field(
+        1e-3, "warn when a seed's policy entropy falls below this (discrete actions: a collapsed, deterministic "
+        "policy); 0 = off", bounds=NON_NEGATIVE,
+    )
+    collapse_value_loss: float = field(
+        1e8, "warn when a seed's value loss exceeds this (exploding value estimates); 0 = off", bounds=NON_NEGATIVE,
     )
 
     def to_dict(self) -> dict[str, Any]:

@@ -11,16 +11,17 @@ from flax import serialization
 
 from purejaxrl_ppo.core.networks import Params
 from purejaxrl_ppo.core.normalization import RunningMeanStd
+from purejaxrl_ppo.runs.rundir import write_atomic
 
 POLICY_FILE = "policy.msgpack"
 
 
 def save_policy(path: Path, params: Params, obs_stats: RunningMeanStd | None) -> None:
-    """Write ``params`` (any leading seed axis kept) and the observation statistics as msgpack."""
+    """Write ``params`` (any leading seed axis kept) and the observation statistics as msgpack (atomically)."""
     tree = {"params": jax.device_get(params)}
     if obs_stats is not None:
         tree["obs_stats"] = {"count": obs_stats.count, "mean": obs_stats.mean, "var": obs_stats.var}
-    Path(path).write_bytes(serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, tree)))
+    write_atomic(Path(path), serialization.msgpack_serialize(jax.tree_util.tree_map(np.asarray, tree)))
 
 
 def load_policy(path: Path) -> tuple[Params, RunningMeanStd | None]:

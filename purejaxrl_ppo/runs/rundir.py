@@ -7,20 +7,32 @@
       run.json               versions, machine, chunk plan, every command line that ran in it
       checkpoints/<step>/    orbax checkpoints (the newest K), step = updates done
       metrics.csv, metrics_aggregate.csv, metrics.jsonl, tensorboard/, wandb/   logs
-      metrics.npz, summary.json, config.json, learning_curve.png                 when finished
+      metrics.npz, summary.json, config.json, policy.msgpack, learning_curve.png  when finished
+      complete.json          written last: the final files and their SHA-256 (the run is finished)
+      .lock                  who is writing (pid, host); one writer at a time
 
 The directory and its metadata are written before the first compile, so even
-a run killed in its first chunk records what was started and how.
+a run killed in its first chunk records what was started and how. A run is
+finished only when ``complete.json`` exists and every final file matches it
+(:func:`finished_problem`); each final file is written under a temporary name
+and renamed, and the marker last, so a crash while finishing never looks finished.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import fcntl
+import hashlib
 import json
 import os
+import shlex
 import shutil
+import socket
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.runs.options import RunOptions
@@ -29,13 +41,181 @@ from purejaxrl_ppo.runs.run_files import load_run_file, write_run_file
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
+COMPLETE_FILE = "complete.json"
+LOCK_FILE = ".lock"
+#: The files a finished run has (written by :func:`purejaxrl_ppo.runs.durable.save_run`).
+FINAL_FILES = ("metrics.npz", "summary.json", "config.json", "policy.msgpack", "learning_curve.png")
 #: Everything this package writes into a run directory (``--overwrite`` removes exactly these).
 OWNED = (
-    CONFIG_FILE, RUN_FILE, "checkpoints", "corrupt_checkpoints", "tensorboard", "wandb", "metrics.csv",
-    "metrics_aggregate.csv", "metrics.jsonl", "metrics.npz", "summary.json", "config.json", "learning_curve.png",
+    CONFIG_FILE, RUN_FILE, COMPLETE_FILE, "checkpoints", "corrupt_checkpoints", "tensorboard", "wandb",
+    "metrics.csv", "metrics_aggregate.csv", "metrics.jsonl", *FINAL_FILES,
 )
+
+
 class RunDirError(ConfigError):
-    """The run directory cannot be used as asked (exists, missing, not a run, mismatched)."""
+    """The run directory cannot be used as asked (exists, missing, not a run, mismatched, in use)."""
+
+
+# ---------------------------------------------------------------------- one writer at a time
+def _holder(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} "
+            f"(since {holder.get('since', '?')}: {holder.get('command', '?')})")
+
+
+@contextlib.contextmanager
+def locked(run_dir: Path, command: str = "") -> Iterator[None]:
+    """Hold the run directory's advisory lock (``.lock``: pid, host, command) while the block runs.
+
+    ``fcntl.flock`` on ``run_dir/.lock``: the kernel releases it when the holder
+    exits, however it dies, so a lock left by a killed process is taken over
+    (and said so). A second writer gets a :class:`RunDirError` naming the holder.
+    Where the file system has no ``flock`` (some network mounts), the pid/host in
+    the file decide: a live holder on this host, or any holder on another host, blocks.
+    """
+    path = run_dir / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        previous = _holder(os.pread(fd, 1 << 16, 0).decode(errors="replace"))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunDirError(
+                f"run directory {run_dir} is in use by {_describe(previous)}; wait for it to finish or stop it "
+                "(one train or --resume at a time)"
+            ) from None
+        except OSError as err:
+            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+                raise
+            same_host = previous.get("host") == socket.gethostname()
+            if previous and (not same_host or _pid_alive(int(previous.get("pid", -1)))):
+                raise RunDirError(f"run directory {run_dir} is in use by {_describe(previous)} (no flock here: "
+                                  f"if that process is gone, delete {path})") from None
+        if previous.get("pid") not in (None, os.getpid()):
+            print(f"note: {run_dir} was last locked by {_describe(previous)}, which has stopped; taking over",
+                  file=sys.stderr, flush=True)
+        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+              "command": command}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(me).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # released cleanly: no holder to report
+    finally:
+        os.close(fd)  # also releases the flock
+
+
+# ---------------------------------------------------------------------- finished or not
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary name, fsync and rename: whole or absent."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def mark_complete(run_dir: Path, names: tuple[str, ...] = FINAL_FILES) -> None:
+    """Write ``complete.json`` (the final files' SHA-256), the last file of a finished run."""
+    files = {name: sha256_file(run_dir / name) for name in names}
+    marker = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}
+    write_atomic(run_dir / COMPLETE_FILE, (json.dumps(marker, indent=2) + "\n").encode())
+
+
+def _legacy_problem(run_dir: Path) -> str | None:
+    """For runs finished before ``complete.json`` existed: are the final files there and readable?"""
+    import numpy as np
+
+    for name in FINAL_FILES[:3]:
+        path = run_dir / name
+        if not path.is_file():
+            return f"{path} is missing"
+        try:
+            if name.endswith(".json"):
+                json.loads(path.read_text())
+            else:
+                with np.load(path) as data:
+                    list(data.keys())
+        except Exception as err:  # noqa: BLE001 - any failure to read means damaged
+            return f"{path} is unreadable ({type(err).__name__})"
+    return None
+
+
+def _writes_marker(run_dir: Path) -> bool:
+    """Whether the run was started by a version that writes ``complete.json`` (``run.json`` says so)."""
+    try:
+        return bool(json.loads((run_dir / RUN_FILE).read_text()).get(COMPLETE_FILE))
+    except (OSError, ValueError, AttributeError):
+        return True  # no readable run.json: trust nothing but the marker
+
+
+def finished_problem(run_dir: Path) -> str | None:
+    """``None`` if ``run_dir`` is a finished run with intact final files; else what is wrong (one line).
+
+    Finished means ``complete.json`` exists and every file it lists matches its
+    SHA-256. Runs started before the marker existed (their ``run.json`` does not
+    announce it) count as finished when their final files are present and readable.
+    """
+    if not run_dir.is_dir():
+        return f"{run_dir} does not exist"
+    marker = run_dir / COMPLETE_FILE
+    if not marker.is_file():
+        if not (run_dir / CONFIG_FILE).is_file() and not (run_dir / "summary.json").is_file():
+            return f"{run_dir} is not a run directory written by `train`"
+        if _writes_marker(run_dir):
+            return f"{run_dir} has not finished (no {COMPLETE_FILE})"
+        return _legacy_problem(run_dir)
+    try:
+        files = json.loads(marker.read_text())["files"]
+        if not isinstance(files, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return f"{marker} is damaged"
+    for name, digest in files.items():
+        path = run_dir / name
+        if not path.is_file():
+            return f"{path} is missing"
+        if sha256_file(path) != digest:
+            return f"{path} is damaged (checksum mismatch)"
+    return None
+
+
+def require_finished(run_dir: Path) -> None:
+    """Raise :class:`RunDirError` (one line: what is wrong, and the command that repairs it) unless finished."""
+    problem = finished_problem(run_dir)
+    if problem is None:
+        return
+    if (run_dir / CONFIG_FILE).is_file() and (run_dir / RUN_FILE).is_file():
+        problem += f"; finish or repair it with: python -m purejaxrl_ppo train --resume {shlex.quote(str(run_dir))}"
+    raise RunDirError(problem)
 
 
 def prepare_new(run_dir: Path, overwrite: bool) -> None:
@@ -45,7 +225,7 @@ def prepare_new(run_dir: Path, overwrite: bool) -> None:
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} exists and is not a directory")
-    if run_dir.exists() and any(run_dir.iterdir()):
+    if run_dir.exists() and any(p.name != LOCK_FILE for p in run_dir.iterdir()):
         if not overwrite:
             raise RunDirError(
                 f"run directory {run_dir} exists and is not empty; pass --resume {run_dir} to continue it, "
@@ -71,6 +251,7 @@ def write_metadata(run_dir: Path, config: BaseConfig, options: RunOptions, plan:
         "num_updates": config.num_updates,
         "plan": plan,
         "wandb_id": f"{run_dir.name}-{os.urandom(4).hex()}",
+        COMPLETE_FILE: True,  # this run writes the completion marker (older runs did not)
         "commands": [{"command": command, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "resumed_at_update": None}],
     }
     _write_json(run_dir / RUN_FILE, info)
@@ -94,8 +275,10 @@ def load_existing(run_dir: Path) -> tuple[BaseConfig, RunOptions, dict[str, Any]
         raise RunDirError(f"cannot resume: run directory {run_dir} does not exist")
     missing = [name for name in (CONFIG_FILE, RUN_FILE) if not (run_dir / name).is_file()]
     if missing:
-        raise RunDirError(f"cannot resume {run_dir}: it has no {' or '.join(missing)} (not a run directory "
-                          "written by this version of purejaxrl_ppo)")
+        hint = (f"it was stopped before training started; start it again with: python -m purejaxrl_ppo train "
+                f"--config {shlex.quote(str(run_dir / CONFIG_FILE))} --out {shlex.quote(str(run_dir))} --overwrite"
+                if (run_dir / CONFIG_FILE).is_file() else "it is not a run directory written by purejaxrl_ppo")
+        raise RunDirError(f"cannot resume {run_dir}: it has no {' or '.join(missing)}; {hint}")
     config, options = load_run_file(run_dir / CONFIG_FILE)
     try:
         info = json.loads((run_dir / RUN_FILE).read_text())

@@ -149,7 +149,7 @@ def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
     diverged = run_cli_env(env, "train", "--config", str(config_file), "--learning-rate", "1e18", "--no-anneal-lr",
                            "--out", str(nan_dir), "--quiet")
     assert diverged.returncode == 3, diverged.stderr
-    assert "is not finite at update" in diverged.stderr and "last good checkpoint" in diverged.stderr
+    assert "is not finite at update" in diverged.stderr and "last verified checkpoint" in diverged.stderr
     assert not (nan_dir / "summary.json").exists()
 
 

@@ -1,12 +1,12 @@
 """CLI commands called in-process on a tiny budget: train saving a policy, render (gymnax, fast)."""
 
 import json
+import shutil
 
 import jax
 
-import purejaxrl_ppo as pjp
 from purejaxrl_ppo.cli import main
-from purejaxrl_ppo.runs.policy_files import load_policy, save_policy
+from purejaxrl_ppo.runs.policy_files import load_policy
 
 
 def test_train_saves_a_policy(tmp_path):
@@ -24,13 +24,9 @@ def test_train_saves_a_policy(tmp_path):
     assert json.loads((run / "config.json").read_text())["normalize_observations"] is True
 
 
-def test_render_writes_a_gif_of_a_minatar_policy(tmp_path):
-    config = pjp.PPOConfig(env_name="Breakout-MinAtar", num_envs=2, num_steps=8, total_timesteps=16)
-    env = pjp.make_env(config.env_name)
-    keys = jax.random.split(jax.random.PRNGKey(0), 2)
-    params = jax.vmap(pjp.make_network(config, env.action_space, env.observation_shape).init)(keys)
-    (tmp_path / "config.json").write_text(json.dumps(config.to_dict()))
-    save_policy(tmp_path / "policy.msgpack", params, None)
-    assert main(["render", "--run", str(tmp_path), "--seed-index", "1"]) == 0
-    assert (tmp_path / "render.gif").read_bytes()[:3] == b"GIF"
-    assert main(["render", "--run", str(tmp_path), "--seed-index", "5"]) == 2
+def test_render_writes_a_gif_of_a_minatar_policy(tmp_path, finished_run):
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)  # render refuses an unfinished run, so render a real (tiny, 2-seed) one
+    assert main(["render", "--run", str(run), "--seed-index", "1"]) == 0
+    assert (run / "render.gif").read_bytes()[:3] == b"GIF"
+    assert main(["render", "--run", str(run), "--seed-index", "5"]) == 2

@@ -16,7 +16,7 @@ import purejaxrl_ppo as pjp
 from helpers import TINY, leaves_equal
 from purejaxrl_ppo.launch.chunked import TrainingDiverged, train_seeds_chunked
 from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError, CorruptCheckpointWarning
-from purejaxrl_ppo.runs.durable import train_durable
+from purejaxrl_ppo.runs.durable import CollapseWarning, train_durable
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.rundir import RunDirError
 
@@ -158,6 +158,49 @@ def test_nan_stops_with_update_and_metric_and_keeps_last_good_checkpoint(tmp_pat
     assert len(rows) == 1 + err.update  # the logs show the update that diverged
 
 
+def test_divergence_inside_a_chunk_logs_end_with_the_update_that_diverged(tmp_path):
+    """The chunk that diverged ran on past the NaN; its later updates are not logged (README: logs end there)."""
+    config = CONFIG.replace(learning_rate=1e18, anneal_lr=False)
+    run_dir = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as info:
+        train_durable(run_dir, config, RunOptions(num_seeds=2, chunk_updates=4))
+    err = info.value
+    assert err.update % 4 != 0  # mid-chunk, so the chunk's metrics extend past it
+    assert err.metrics[err.metric].shape[1] > err.update
+    assert len((run_dir / "metrics_aggregate.csv").read_text().splitlines()) == 1 + err.update
+    assert len((run_dir / "metrics.csv").read_text().splitlines()) == 1 + 2 * err.update
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == err.update and json.loads(lines[-1])["update"] == err.update
+
+
+@pytest.mark.parametrize("lr", [1e6, 1e3])
+def test_collapse_warns_once_per_kind_and_training_goes_on(tmp_path, lr):
+    """At a huge learning rate CartPole's policy turns deterministic and its value loss explodes, without a NaN."""
+    config = CONFIG.replace(learning_rate=lr, anneal_lr=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_durable(tmp_path / "run", config, RunOptions(num_seeds=2, chunk_updates=2))
+    messages = [str(w.message) for w in caught if issubclass(w.category, CollapseWarning)]
+    assert result.updates_run == CONFIG.num_updates and np.all(result.metrics["entropy"][:, -1] < 1e-3)
+    assert sum(m.startswith("entropy fell below 0.001 at update") for m in messages) == 1, messages
+    exploded = bool(np.any(result.metrics["value_loss"] > 1e8))
+    assert sum(m.startswith("value_loss exceeded 1e+08") for m in messages) == int(exploded), messages
+
+
+def test_collapse_checks_can_be_turned_off_and_skip_continuous_entropy(tmp_path):
+    config = CONFIG.replace(learning_rate=1e6, anneal_lr=False)
+    off = RunOptions(num_seeds=2, chunk_updates=2, collapse_entropy=0.0, collapse_value_loss=0.0)
+    pendulum = pjp.PPOConfig(**{**TINY, "env_name": "Pendulum-v1", "total_timesteps": 2 * 16 * 2}, num_minibatches=2,
+                             update_epochs=1)
+    always = RunOptions(num_seeds=2, chunk_updates=2, collapse_entropy=1e9, collapse_value_loss=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        train_durable(tmp_path / "off", config, off)
+        train_durable(tmp_path / "pendulum", pendulum, always)  # a Gaussian's entropy may be any real number
+    with pytest.warns(CollapseWarning, match="entropy fell below 1e"):
+        train_durable(tmp_path / "cartpole", CONFIG, always)
+
+
 class ExtendedState(NamedTuple):
     """A train state with fields the checkpointer has never heard of (e.g. normalisation statistics)."""
 
@@ -184,6 +227,22 @@ def test_checkpointer_saves_any_pytree_including_typed_keys(tmp_path):
     assert restored.history["loss"].shape == (2, 3) and restored.meta == {"note": "x", "step": 3}
     np.testing.assert_array_equal(jax.random.key_data(restored.state.typed_key), jax.random.key_data(state.typed_key))
     leaves_equal(restored.state._replace(typed_key=None), state._replace(typed_key=None))
+
+
+def test_only_a_verified_checkpoint_is_visible_or_called_last_good(tmp_path):
+    """A save leaves no staging behind; a checkpoint that lost its manifest is not the last good one."""
+    state = {"w": jnp.arange(4.0)}
+    ckpt = Checkpointer(tmp_path / "ck", keep=3)
+    for step in (1, 2):
+        ckpt.save(step, state, {"loss": np.zeros((1, step), np.float32)}, {})
+    assert sorted(p.name for p in (tmp_path / "ck").iterdir()) == ["1", "2"]
+    assert ckpt.last_verified() == tmp_path / "ck" / "2"
+    (tmp_path / "ck" / "2" / "checksums.json").unlink()
+    assert ckpt.last_verified() == tmp_path / "ck" / "1"
+    with pytest.raises(CheckpointError, match="no checksums.json"):
+        ckpt.verify(2)
+    (tmp_path / "ck" / ".staging" / "3").mkdir(parents=True)  # a save killed before its rename
+    assert Checkpointer(tmp_path / "ck").steps() == [1, 2] and not (tmp_path / "ck" / ".staging").exists()
 
 
 def test_new_run_refuses_an_existing_directory_unless_overwrite(reference, tmp_path):
@@ -223,6 +282,7 @@ def test_checkpoint_from_before_an_option_existed_resumes_with_its_default():
             return Restored(2, "state", {}, {**meta, "options": self.options, "step": 2})
 
     old = {k: v for k, v in OPTIONS.to_dict().items() if k != "seeds_per_batch"}
-    assert _restore_start(OldCheckpoint(old), CONFIG, OPTIONS, meta).updates_done == 2
-    with pytest.raises(RunDirError, match="different options"):
-        _restore_start(OldCheckpoint({**old, "seeds_per_batch": 2}), CONFIG, OPTIONS, meta)
+    run = Path("run")
+    assert _restore_start(run, OldCheckpoint(old), CONFIG, OPTIONS, meta)[0].updates_done == 2
+    with pytest.raises(RunDirError, match=r"different options .*seeds_per_batch: 2 -> 0\)"):
+        _restore_start(run, OldCheckpoint({**old, "seeds_per_batch": 2}), CONFIG, OPTIONS, meta)

@@ -14,6 +14,8 @@ import functools
 
 import jax
 
+from purejaxrl_ppo.core.config import ConfigError
+
 from purejaxrl_ppo.core.envs.base import ActionSpace, Env, StepResult
 from purejaxrl_ppo.core.envs.brax_env import PREFIX as BRAX_PREFIX
 from purejaxrl_ppo.core.envs.brax_env import BraxEnv, BraxEnvState, brax_env_ids, make_brax_env, parse_brax_name
@@ -58,7 +60,41 @@ def make_env(name: str) -> Env:
     return EpisodeStatistics(inner)
 
 
+#: Environments that fetch data on first use: what to do where that download is impossible.
+DOWNLOADS = {
+    "MNISTBandit-bsuite": (
+        "it needs a one-time download of MNIST: gymnax fetches train-images-idx3-ubyte.gz, "
+        "train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz from "
+        "https://storage.googleapis.com/cvdf-datasets/mnist/ into /tmp/mnist; run once with network access "
+        "or copy those four files there"
+    ),
+}
+
+
+class EnvBuildError(ConfigError):
+    """An environment could not be built; the one-line message says why and what to do."""
+
+
+def build_env(name: str) -> Env:
+    """:func:`make_env`, with any failure turned into a one-line :class:`EnvBuildError` (or ``ValueError``).
+
+    Run before anything is written for a run, so a bad environment leaves nothing behind.
+    """
+    check_env_name(name)
+    try:
+        return make_env(name)
+    except Exception as err:  # gymnax/brax raise anything (URLError for a failed download, ImportError, ...)
+        text = str(err).strip()
+        first = text.splitlines()[0][:300] if text else ""
+        hint = DOWNLOADS.get(name)
+        cause = f"{type(err).__name__}: {first}" if first else type(err).__name__
+        raise EnvBuildError(f"environment {name!r} cannot be built: " + (f"{hint} ({cause})" if hint else cause)) from err
+
+
 __all__ = [
+    "DOWNLOADS",
+    "EnvBuildError",
+    "build_env",
     "ActionSpace",
     "BraxEnv",
     "BraxEnvState",
