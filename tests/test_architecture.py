@@ -141,14 +141,17 @@ def test_every_policy_evaluation_goes_through_the_network_protocol(renamed_netwo
     assert returns.shape == (2,)
 
 
-def test_a_recurrent_network_is_refused_by_transition_minibatches():
+def test_a_recurrent_network_is_refused_by_an_algorithm_of_transitions():
+    """An algorithm that does not declare ``supports_recurrent`` (the test-only one below) refuses it."""
+
     @dataclasses.dataclass(frozen=True)
     class Stateful(ActorCritic):
         recurrent = True
 
     env = pjp.make_env("CartPole-v1")
     with pytest.raises(ValueError, match="carries state and needs sequence minibatches"):
-        pjp.make_algorithm(pjp.PPOConfig(), Stateful(env.observation_shape, env.action_space))
+        VanillaPG(VanillaPGConfig(), Stateful(env.observation_shape, env.action_space))
+    pjp.make_algorithm(pjp.PPOConfig(), Stateful(env.observation_shape, env.action_space))  # PPO and TRPO keep sequences
 
 
 # ----------------------------------------------------------------------------- an algorithm in one place

@@ -21,7 +21,7 @@ import numpy as np
 
 from purejaxrl_ppo.core.algos import config_from_dict
 from purejaxrl_ppo.core.config import ConfigError
-from purejaxrl_ppo.core.envs import is_brax_name, make_env
+from purejaxrl_ppo.core.envs import ObservationMask, is_brax_name, make_env
 from purejaxrl_ppo.core.evaluate import policy_rollout
 from purejaxrl_ppo.runs.policy_files import POLICY_FILE, load_policy, select_seed
 from purejaxrl_ppo.runs.rundir import require_finished
@@ -73,7 +73,10 @@ def render_run(run_dir: Path, out: Path | None = None, seed_index: int = 0, seed
     else:
         out = out or run_dir / "render.gif"
         try:
-            write_gymnax_gif(env.env, states, rewards, out)
+            inner = env.env
+            while isinstance(inner, ObservationMask):  # a masked env draws as its full env (same states)
+                inner = inner.env
+            write_gymnax_gif(inner, states, rewards, out)
         except Exception as err:  # gymnax draws only some envs, some through optional packages
             raise ConfigError(f"gymnax cannot render {config.env_name}: {type(err).__name__}: {err}") from None
     return out, float(rewards.sum()), length

@@ -187,7 +187,8 @@ class BaseConfig(Validated):
 
     env_name: str = field(
         "CartPole-v1",
-        "gymnax id (CartPole-v1, Pendulum-v1) or brax/<env>[?backend=..&episode_length=..&action_repeat=..]",
+        "gymnax id (CartPole-v1, Pendulum-v1), a partially observed one (CartPole-v1?mask=velocity) or "
+        "brax/<env>[?backend=..&episode_length=..&action_repeat=..]",
     )
     total_timesteps: int = field(500_000, "environment steps per seed (all envs together)", bounds=COUNT)
     num_envs: int = field(4, "parallel environments per seed", bounds=COUNT)
@@ -195,8 +196,21 @@ class BaseConfig(Validated):
     gamma: float = field(0.99, "discount factor γ", traced=True, bounds=Range(0.0, 1.0, low_open=True, high_open=False))
     gae_lambda: float = field(0.95, "GAE λ", traced=True, bounds=Range(0.0, 1.0, high_open=False))
     policy: str = field("mlp", "policy network architecture (a registered network)", choices=lambda: _network_names())
-    hidden_sizes: tuple[int, ...] = field((64, 64), "hidden layer widths of actor and critic MLPs")
+    hidden_sizes: tuple[int, ...] = field(
+        (64, 64), "hidden layer widths of the MLPs (policy='mlp': actor and critic; 'gru'/'attention': the "
+        "observation encoder before the memory and the heads after it)"
+    )
     activation: str = field("tanh", "hidden activation", choices=ACTIVATIONS)
+    rnn_hidden_size: int = field(128, "GRU state size (policy='gru')", bounds=COUNT)
+    context_len: int = field(
+        16, "attention: how many of the episode's latest observations a step attends to, itself included "
+        "(policy='attention')", bounds=COUNT,
+    )
+    num_heads: int = field(2, "attention heads (policy='attention'); must divide embed_dim", bounds=COUNT)
+    embed_dim: int = field(64, "attention embedding width (policy='attention')", bounds=COUNT)
+    shared_torso: bool = field(
+        False, "actor and critic heads on one torso (encoder and memory) instead of two separate networks"
+    )
     ent_coef: float = field(0.01, "entropy bonus coefficient", traced=True, bounds=NON_NEGATIVE)
     normalize_advantages: bool = field(True, "normalise advantages (per minibatch for PPO, per batch for TRPO)")
     normalize_observations: bool = field(
@@ -250,10 +264,29 @@ class BaseConfig(Validated):
             check_env_name(self.env_name)
         except ValueError as err:
             raise ConfigError(f"env_name: {err}") from None
+        if self.embed_dim % self.num_heads:
+            raise ConfigError(f"embed_dim = {self.embed_dim} is not divisible by num_heads = {self.num_heads}; "
+                              "each head gets embed_dim / num_heads channels")
         if self.total_timesteps < self.batch_size:
             raise ConfigError(
                 f"total_timesteps = {self.total_timesteps} is smaller than one rollout "
                 f"(num_envs * num_steps = {self.batch_size}); training would run 0 updates"
+            )
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether ``policy`` names a network that carries state (updates then keep whole sequences)."""
+        from purejaxrl_ppo.core.networks import is_recurrent  # late: networks import flax
+
+        return is_recurrent(self.policy)
+
+    def _check_divides_envs(self, name: str) -> None:
+        """For a recurrent policy: minibatches of whole sequences split the envs, so ``name`` must divide them."""
+        count = getattr(self, name)
+        if self.num_envs % count:
+            raise ConfigError(
+                f"policy={self.policy!r} keeps each env's sequence whole, so {name} = {count} must divide "
+                f"num_envs = {self.num_envs} (minibatches are groups of envs); choose a divisor of {self.num_envs}"
             )
 
     def _check_divides(self, name: str) -> None:

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 from purejaxrl_ppo.core.envs.base import Env
 from purejaxrl_ppo.core.networks import Network, Params, step
 from purejaxrl_ppo.core.normalization import RunningMeanStd, normalize
-from purejaxrl_ppo.core.types import EnvRunnerState, Transition
+from purejaxrl_ppo.core.types import EnvRunnerState, Transition, flatten_time_major
 
 
 def reset_envs(env: Env, network: Network, key: jax.Array, num_envs: int) -> EnvRunnerState:
@@ -56,6 +56,7 @@ def _env_step(
         final_obs=result.final_obs,
         episode_start=runner.episode_start,
         info=result.info,
+        carry=carry,
     )
     return EnvRunnerState(result.state, result.obs, done, carry), transition
 
@@ -93,6 +94,14 @@ def bootstrap_values(network: Network, params: Params, batch: Transition, initia
     truncated episodes bootstrap from their real last state, not from the first
     state of the next episode. ``batch.final_obs`` must already be the network's input
     (normalised if the run normalises). Feed-forward networks ignore ``initial_carry``
-    (the carry at the start of the rollout).
+    (the carry at the start of the rollout). A recurrent network evaluates ``final_obs[t]``
+    as one more step of that episode: from ``batch.carry[t]``, the carry after acting at t
+    (before the reset of a new episode), all ``T·N`` of them as one batch.
     """
-    return network.value(params, initial_carry, batch.final_obs, batch.episode_start)[1]
+    if not network.recurrent:
+        return network.value(params, initial_carry, batch.final_obs, batch.episode_start)[1]
+    steps, envs = batch.final_obs.shape[:2]
+    carry = jax.tree_util.tree_map(flatten_time_major, batch.carry)
+    final_obs = flatten_time_major(batch.final_obs)[None]
+    value = network.value(params, carry, final_obs, jnp.zeros((1, steps * envs), bool))[1]
+    return value.reshape(steps, envs)

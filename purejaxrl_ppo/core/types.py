@@ -43,6 +43,8 @@ class Transition(NamedTuple):
     final_obs:     ``[T, N, *obs_shape]`` true next observation (before auto-reset)
     episode_start: ``[T, N]`` bool, ``obs`` began an episode (a recurrent network resets there)
     info:          dict of ``[T, N]`` arrays from env wrappers (episode statistics)
+    carry:         the network's carry after acting on ``obs`` (before any reset), leaves ``[T, N, ...]``:
+                   what V(``final_obs``) continues from (``()`` for feed-forward networks)
     """
 
     obs: jax.Array
@@ -55,6 +57,12 @@ class Transition(NamedTuple):
     final_obs: jax.Array
     episode_start: jax.Array
     info: dict
+    carry: Any = ()
+
+
+def swap_time_env(tree: Any) -> Any:
+    """Swap the first two axes of every leaf: ``[T, N, ...] <-> [N, T, ...]``."""
+    return jax.tree_util.tree_map(lambda x: x.swapaxes(0, 1), tree)
 
 
 def flatten_time_major(x: jax.Array) -> jax.Array:
@@ -101,6 +109,27 @@ class UpdateBatch(NamedTuple):
         fields = (self.obs, self.action, self.log_prob, self.value, self.advantage, self.target)
         extras = jax.tree_util.tree_map(flatten_time_major, self.extras)
         return UpdateBatch(*map(flatten_time_major, fields), None, (), extras)
+
+    def env_major(self) -> "UpdateBatch":
+        """Every ``[T, N, ...]`` field as ``[N, T, ...]`` (``initial_carry`` stays ``[N, ...]``).
+
+        Then every leaf leads with the env axis, so minibatches of whole sequences are a
+        shuffle and split of that axis (:func:`~purejaxrl_ppo.core.algos.base.minibatch_epochs`);
+        :meth:`time_major` undoes it.
+        """
+        return self._swap()
+
+    def time_major(self) -> "UpdateBatch":
+        """Inverse of :meth:`env_major`."""
+        return self._swap()
+
+    def _swap(self) -> "UpdateBatch":
+        fields = (self.obs, self.action, self.log_prob, self.value, self.advantage, self.target, self.episode_start)
+        return UpdateBatch(*swap_time_env(fields), self.initial_carry, swap_time_env(self.extras))
+
+    def flat(self, x: Any) -> Any:
+        """``x`` (leaves ``[T, N, ...]``) as ``[T·N, ...]``: outputs of a sequence batch, aligned with :meth:`flatten`."""
+        return jax.tree_util.tree_map(flatten_time_major, x)
 
 
 class TrainState(NamedTuple):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from purejaxrl_ppo.core.config import BaseConfig
 from purejaxrl_ppo.core.envs.base import Env
 from purejaxrl_ppo.core.iteration import rollout_iteration
-from purejaxrl_ppo.core.networks import Network
+from purejaxrl_ppo.core.networks import DistParams, Network, Params, policy_on_transitions, value_on_transitions
 from purejaxrl_ppo.core.shuffle import permutation
 from purejaxrl_ppo.core.types import TrainState, UpdateBatch
 
@@ -71,6 +71,64 @@ class Algorithm(abc.ABC):
     def iteration(self, env: Env, state: TrainState) -> tuple[TrainState, dict[str, jax.Array]]:
         """One training iteration; the default is :func:`~purejaxrl_ppo.core.iteration.rollout_iteration`."""
         return rollout_iteration(self, env, state)
+
+
+# ----------------------------------------------------------------------------- a batch's network outputs
+# An algorithm's loss sees its (mini)batch in one of two forms: independent transitions (``batch.flatten()``,
+# ``episode_start`` None: a feed-forward policy) or whole sequences ``[T, n]`` with their initial carries (a
+# recurrent policy). These helpers return outputs flattened to ``[M]`` (M = T·n) in both cases, aligned with
+# ``batch.flatten()``, so the loss itself is written once.
+def batch_policy(network: Network, params: Params, batch: UpdateBatch) -> DistParams:
+    """Distribution parameters ``[M, ...]`` of a flat or a sequence batch."""
+    if batch.episode_start is None:
+        return policy_on_transitions(network, params, batch.obs)
+    return batch.flat(network.policy(params, batch.initial_carry, batch.obs, batch.episode_start)[1])
+
+
+def batch_value(network: Network, params: Params, batch: UpdateBatch) -> jax.Array:
+    """Values ``[M]`` of a flat or a sequence batch."""
+    if batch.episode_start is None:
+        return value_on_transitions(network, params, batch.obs)
+    return batch.flat(network.value(params, batch.initial_carry, batch.obs, batch.episode_start)[1])
+
+
+def batch_policy_and_value(network: Network, params: Params, batch: UpdateBatch) -> tuple[DistParams, jax.Array]:
+    """Both, in one pass through a shared or separate recurrent network; two calls for a flat batch."""
+    if batch.episode_start is None:
+        return batch_policy(network, params, batch), batch_value(network, params, batch)
+    _, dist_params, value = network.apply(params, batch.initial_carry, batch.obs, batch.episode_start)
+    return batch.flat(dist_params), batch.flat(value)
+
+
+def policy_of(network: Network, params: Params, inputs: jax.Array | UpdateBatch) -> DistParams:
+    """Distribution parameters ``[M, ...]`` of ``inputs``: observations ``[M, *obs_shape]`` of independent
+    transitions, or a time-major sequence :class:`UpdateBatch` (a recurrent policy)."""
+    if isinstance(inputs, UpdateBatch):
+        return batch_policy(network, params, inputs)
+    return policy_on_transitions(network, params, inputs)
+
+
+def select_envs(batch: UpdateBatch, envs: jax.Array) -> UpdateBatch:
+    """The sequences of envs ``envs [n]`` (indices) of a time-major batch: ``[T, N] -> [T, n]``."""
+    carry = jax.tree_util.tree_map(lambda x: x[envs], batch.initial_carry)
+    return jax.tree_util.tree_map(lambda x: x[:, envs], batch._replace(initial_carry=())) \
+        ._replace(initial_carry=carry)
+
+
+def for_update(network: Network, batch: UpdateBatch) -> UpdateBatch:
+    """What an update iterates over: independent transitions for a feed-forward network, else the
+    sequences env-major (``[N, T, ...]``, so that minibatches split whole sequences)."""
+    return batch.env_major() if network.recurrent else batch.flatten()
+
+
+def as_loss_batch(network: Network, minibatch: UpdateBatch) -> UpdateBatch:
+    """A minibatch drawn from :func:`for_update` back in the form :func:`batch_policy` reads."""
+    return minibatch.time_major() if network.recurrent else minibatch
+
+
+def flat_fields(batch: UpdateBatch) -> UpdateBatch:
+    """The per-transition fields ``[M]`` of a flat or a sequence batch (a sequence batch is flattened)."""
+    return batch if batch.episode_start is None else batch._replace(initial_carry=()).flatten()
 
 
 def normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:

@@ -5,7 +5,8 @@
 (``"CartPole-v1"``, ``"Pendulum-v1"``, ``"Breakout-MinAtar"``, ...) or
 ``"brax/<env>"`` for any Brax environment, optionally with options
 ``"brax/hopper?backend=generalized&episode_length=1000&action_repeat=2"``
-(see :mod:`purejaxrl_ppo.core.envs.brax_env`).
+(see :mod:`purejaxrl_ppo.core.envs.brax_env`), or a partially observed gymnax
+env ``"CartPole-v1?mask=velocity"`` (see :mod:`purejaxrl_ppo.core.envs.masked`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from purejaxrl_ppo.core.envs.base import ActionSpace, Env, StepResult
 from purejaxrl_ppo.core.envs.brax_env import PREFIX as BRAX_PREFIX
 from purejaxrl_ppo.core.envs.brax_env import BraxEnv, BraxEnvState, brax_env_ids, make_brax_env, parse_brax_name
 from purejaxrl_ppo.core.envs.gymnax_env import GymnaxEnv, import_gymnax
+from purejaxrl_ppo.core.envs.masked import ObservationMask, is_masked_name, make_masked_env, masked_env_names
+from purejaxrl_ppo.core.envs.masked import parse_masked_name
 from purejaxrl_ppo.core.envs.wrappers import EpisodeStatistics, EpisodeStatisticsState
 
 
@@ -29,8 +32,8 @@ def _gymnax_names() -> tuple[str, ...]:
 
 
 def registered_env_names() -> tuple[str, ...]:
-    """Every environment name :func:`make_env` accepts (Brax names without options)."""
-    return _gymnax_names() + tuple(BRAX_PREFIX + env_id for env_id in brax_env_ids())
+    """Every environment name :func:`make_env` accepts (Brax names without options, then the masked names)."""
+    return _gymnax_names() + tuple(BRAX_PREFIX + env_id for env_id in brax_env_ids()) + masked_env_names()
 
 
 def is_brax_name(name: str) -> bool:
@@ -42,6 +45,8 @@ def check_env_name(name: str) -> None:
     """Raise ``ValueError`` naming the problem unless :func:`make_env` accepts ``name``."""
     if is_brax_name(name):
         parse_brax_name(name)
+    elif is_masked_name(name):
+        parse_masked_name(name)
     elif name not in _gymnax_names():
         raise ValueError(f"unknown environment {name!r}; known: {', '.join(registered_env_names())}")
 
@@ -56,7 +61,12 @@ def make_env(name: str) -> Env:
     """
     check_env_name(name)
     with jax.ensure_compile_time_eval():
-        inner = make_brax_env(name) if is_brax_name(name) else GymnaxEnv.make(name)
+        if is_brax_name(name):
+            inner = make_brax_env(name)
+        elif is_masked_name(name):
+            inner = make_masked_env(name)
+        else:
+            inner = GymnaxEnv.make(name)
     return EpisodeStatistics(inner)
 
 
@@ -102,6 +112,7 @@ __all__ = [
     "EpisodeStatistics",
     "EpisodeStatisticsState",
     "GymnaxEnv",
+    "ObservationMask",
     "StepResult",
     "check_env_name",
     "is_brax_name",

@@ -30,18 +30,31 @@ from purejaxrl_ppo.core.networks.base import (
 
 NetworkFactory = Callable[[Any, ActionSpace, tuple[int, ...]], Network]
 _NETWORKS: dict[str, NetworkFactory] = {}
+_RECURRENT: set[str] = set()
 
 
-def register_network(name: str) -> Callable[[NetworkFactory], NetworkFactory]:
-    """Decorator: ``factory(config, action_space, observation_shape) -> Network`` under ``name``."""
+def register_network(name: str, recurrent: bool = False) -> Callable[[NetworkFactory], NetworkFactory]:
+    """Decorator: ``factory(config, action_space, observation_shape) -> Network`` under ``name``.
+
+    ``recurrent``: the network carries state (configs then check that minibatches of whole
+    sequences fit, before any network is built).
+    """
 
     def register(factory: NetworkFactory) -> NetworkFactory:
         if name in _NETWORKS and _NETWORKS[name] is not factory:
             raise ValueError(f"a network named {name!r} is already registered")
         _NETWORKS[name] = factory
+        if recurrent:
+            _RECURRENT.add(name)
         return factory
 
     return register
+
+
+def is_recurrent(name: str) -> bool:
+    """Whether the network registered as ``name`` carries state."""
+    _discover()
+    return name in _RECURRENT
 
 
 def _discover() -> None:
@@ -77,6 +90,7 @@ __all__ = [
     "TanhGaussian",
     "entropy",
     "entropy_noise",
+    "is_recurrent",
     "make_network",
     "one_key_at_a_time",
     "policy_on_transitions",

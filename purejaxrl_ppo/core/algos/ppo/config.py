@@ -28,7 +28,10 @@ class PPOConfig(BaseConfig):
 
     vf_coef: float = field(0.5, "value-loss coefficient in the joint loss", traced=True, bounds=NON_NEGATIVE)
     update_epochs: int = field(4, "passes over the rollout per update", bounds=COUNT)
-    num_minibatches: int = field(4, "minibatches per epoch; must divide num_envs * num_steps", bounds=COUNT)
+    num_minibatches: int = field(
+        4, "minibatches per epoch; must divide num_envs * num_steps (num_envs for a recurrent policy: minibatches "
+        "of whole sequences)", bounds=COUNT,
+    )
     learning_rate: float = field(2.5e-4, "Adam learning rate (actor and critic)", traced=True, bounds=POSITIVE)
     anneal_lr: bool = field(True, "anneal the learning rate linearly to 0 over training")
     clip_eps: float = field(0.2, "PPO clipping ε for the probability ratio", traced=True, bounds=UNIT_OPEN)
@@ -55,6 +58,8 @@ class PPOConfig(BaseConfig):
 
     def check(self) -> None:
         super().check()
+        if self.recurrent:
+            self._check_divides_envs("num_minibatches")
         self._check_divides("num_minibatches")
         if self.normalize_advantages and self.minibatch_size == 1:
             raise ConfigError(

@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 
 from purejaxrl_ppo.core.algos import losses
-from purejaxrl_ppo.core.algos.base import normalize
-from purejaxrl_ppo.core.networks import DistParams, Network, Params, policy_on_transitions, value_on_transitions
+from purejaxrl_ppo.core.algos.base import batch_policy, batch_policy_and_value, batch_value, flat_fields, normalize
+from purejaxrl_ppo.core.networks import DistParams, Network, Params
 from purejaxrl_ppo.core.networks import entropy as policy_entropy
 from purejaxrl_ppo.core.types import UpdateBatch
 
@@ -65,7 +65,8 @@ def ppo_loss(
     old_dist_params: DistParams | None = None,
     entropy_noise: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """PPO's total loss on a (mini)batch of ``[M]`` independent transitions (a flattened :class:`UpdateBatch`).
+    """PPO's total loss on a (mini)batch: ``[M]`` independent transitions (a flattened :class:`UpdateBatch`)
+    or whole sequences ``[T, n]`` with their initial carries (a recurrent policy; then M = T·n).
 
     L = L_π + vf_coef · L_V - ent_coef · H, with r = π(a|s) / π_old(a|s) and the
     policy term L_π chosen by ``objective`` (static, a key of :data:`POLICY_OBJECTIVES`):
@@ -73,7 +74,7 @@ def ppo_loss(
     * ``"clip"``:      -E[min(r A, clip(r, 1-ε, 1+ε) A)]            (eq. 7)
     * ``"kl_fixed"``, ``"kl_adaptive"``: -E[r A] + β E[KL[π_old, π]] (eq. 8),
       β = ``kl_coef``, the KL exact per state from ``old_dist_params``
-      (``[M, ...]``, required for these two)
+      (``[M, ...]`` flat, required for these two)
     * ``"unclipped"``: -E[r A]                                       (eq. 6)
 
     L_V is :func:`~purejaxrl_ppo.core.algos.losses.value_loss`, clipped by ε with
@@ -87,10 +88,15 @@ def ppo_loss(
     if objective not in POLICY_OBJECTIVES:
         raise ValueError(f"unknown policy objective {objective!r}; one of {tuple(POLICY_OBJECTIVES)}")
     policy_objective = POLICY_OBJECTIVES[objective]
-    dist_params = policy_on_transitions(network, params, batch.obs)
+    if batch.episode_start is None:  # independent transitions: policy, log-prob, then value (the order of 0.2)
+        dist_params, value = batch_policy(network, params, batch), None
+    else:  # sequences: one pass through the recurrence for both heads
+        dist_params, value = batch_policy_and_value(network, params, batch)
+    batch = flat_fields(batch)
     dist = network.distribution(dist_params)
     log_prob = dist.log_prob(batch.action)
-    value = value_on_transitions(network, params, batch.obs)
+    if value is None:
+        value = batch_value(network, params, batch)
 
     advantage = normalize(batch.advantage) if normalize_advantages else batch.advantage
     log_ratio = log_prob - batch.log_prob

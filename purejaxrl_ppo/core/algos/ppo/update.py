@@ -6,8 +6,10 @@ Table 1 (``PPOConfig.policy_objective``): the KL-penalised surrogate (eq. 8)
 with a fixed or adaptive coefficient β (Section 4), and the unclipped
 surrogate (eq. 6). Total loss as eq. (9).
 
-The update receives the time-major ``[T, N]`` batch and flattens it: PPO's
-minibatches shuffle independent transitions (a feed-forward policy).
+The update receives the time-major ``[T, N]`` batch. For a feed-forward policy it
+flattens it and the minibatches shuffle independent transitions; for a recurrent one
+they are groups of whole env sequences (each epoch reshuffles the envs), replayed from
+the carry each env had at the start of the rollout.
 """
 
 from __future__ import annotations
@@ -21,11 +23,11 @@ import optax
 from flax import struct
 
 from purejaxrl_ppo.core.algos import register_algorithm
-from purejaxrl_ppo.core.algos.base import Algorithm, minibatch_epochs
+from purejaxrl_ppo.core.algos.base import Algorithm, as_loss_batch, batch_policy, for_update, minibatch_epochs
 from purejaxrl_ppo.core.algos.ppo.config import PPOConfig
 from purejaxrl_ppo.core.algos.ppo.loss import POLICY_OBJECTIVES, adapt_kl_coef, policy_kl, ppo_loss
-from purejaxrl_ppo.core.networks import DistParams, Params, entropy_noise, policy_on_transitions
-from purejaxrl_ppo.core.types import UpdateBatch
+from purejaxrl_ppo.core.networks import DistParams, Params, entropy_noise
+from purejaxrl_ppo.core.types import UpdateBatch, swap_time_env
 
 
 #: Folded into the update's key to draw the sampled-entropy noise (tanh-squashed policies only).
@@ -54,6 +56,7 @@ class PPO(Algorithm):
 
     config_class: ClassVar[type[PPOConfig]] = PPOConfig
     brax_defaults: ClassVar[dict] = {"update_epochs": 4, "num_minibatches": 8, "learning_rate": 3e-4}
+    supports_recurrent: ClassVar[bool] = True
 
     @classmethod
     def update_matmul_flops(cls, config: PPOConfig, actor: float, critic: float) -> float:
@@ -86,9 +89,10 @@ class PPO(Algorithm):
     def update(self, state: PPOState, batch: UpdateBatch, key: jax.Array) -> tuple[PPOState, dict[str, jax.Array]]:
         """``update_epochs`` passes of ``num_minibatches`` Adam steps on the PPO loss.
 
-        ``batch`` is time-major ``[T, N]``; it is flattened into ``[T·N]`` transitions.
+        ``batch`` is time-major ``[T, N]``; it is flattened into ``[T·N]`` transitions, or for a
+        recurrent policy kept as sequences and minibatched over envs (:func:`for_update`).
         For the KL objectives the old policy's distribution parameters are
-        computed once on the whole ``[B]`` batch (the actor has not moved since
+        computed once on the whole batch (the actor has not moved since
         the rollout) and shuffled with it. ``kl_adaptive`` then measures
         d = E_s[KL[π_old(·|s), π(·|s)]] exactly over the batch with the updated
         actor and adapts β (:func:`adapt_kl_coef`); metrics add ``kl`` (that d)
@@ -96,19 +100,23 @@ class PPO(Algorithm):
         transition gets standard-normal noise for the sampled entropy estimate, drawn
         once per update from a key folded out of ``key`` (the minibatch permutations keep theirs).
         """
-        cfg = self.config
-        batch = batch.flatten()
+        cfg, network = self.config, self.network
+        sequences = batch
+        batch = for_update(network, batch)  # [B] transitions, or [N, T] sequences env-major
         optimizer = self.optimizer()
         grad_fn = jax.grad(ppo_loss, has_aux=True)
         uses_kl = POLICY_OBJECTIVES[cfg.policy_objective].needs_kl
-        old_dist_params = (
-            jax.lax.stop_gradient(policy_on_transitions(self.network, state.params, batch.obs)) if uses_kl else None
-        )
+        old_dist_params = jax.lax.stop_gradient(self._policy_in_update_layout(state.params, sequences, batch)) \
+            if uses_kl else None
 
-        noise = entropy_noise(self.network, jax.random.fold_in(key, ENTROPY_KEY_SALT), batch.action.shape)
+        noise = entropy_noise(network, jax.random.fold_in(key, ENTROPY_KEY_SALT), batch.action.shape)
 
         def minibatch_step(state: PPOState, data: tuple[UpdateBatch, DistParams | None, jax.Array | None]):
             minibatch, old_dist_minibatch, noise_minibatch = data
+            if network.recurrent:  # [n, T] env-major -> [T, n] sequences; per-transition extras flat [T·n]
+                minibatch = as_loss_batch(network, minibatch)
+                old_dist_minibatch, noise_minibatch = minibatch.flat(swap_time_env((old_dist_minibatch,
+                                                                                    noise_minibatch)))
             grads, aux = grad_fn(
                 state.params, self.network, minibatch, cfg.clip_eps, cfg.vf_coef, cfg.ent_coef,
                 cfg.clip_value_loss, cfg.normalize_advantages, cfg.policy_objective, state.kl_coef, old_dist_minibatch,
@@ -121,8 +129,18 @@ class PPO(Algorithm):
         new_state, metrics = minibatch_epochs(minibatch_step, state, data, key, cfg.update_epochs, cfg.num_minibatches)
         if not uses_kl:
             return new_state, metrics
-        new_dist_params = policy_on_transitions(self.network, new_state.params, batch.obs)
-        kl = policy_kl(self.network, old_dist_params, new_dist_params).mean()
+        flat_batch = sequences if network.recurrent else batch
+        new_dist_params = batch_policy(network, new_state.params, flat_batch)
+        if network.recurrent:
+            old_dist_params = sequences.flat(swap_time_env(old_dist_params))
+        kl = policy_kl(network, old_dist_params, new_dist_params).mean()
         if cfg.policy_objective == "kl_adaptive":
             new_state = new_state.replace(kl_coef=adapt_kl_coef(state.kl_coef, kl, cfg.kl_target))
         return new_state, {**metrics, "kl": kl, "kl_coef": state.kl_coef}
+
+    def _policy_in_update_layout(self, params: Params, sequences: UpdateBatch, batch: UpdateBatch) -> DistParams:
+        """The policy's distribution parameters laid out like ``batch`` (:func:`for_update`): ``[B]`` or ``[N, T]``."""
+        if not self.network.recurrent:
+            return batch_policy(self.network, params, batch)
+        carry, obs, starts = sequences.initial_carry, sequences.obs, sequences.episode_start
+        return swap_time_env(self.network.policy(params, carry, obs, starts)[1])

@@ -44,14 +44,16 @@ class TRPOConfig(BaseConfig):
         traced=True, bounds=POSITIVE,
     )
     fisher_subsample: int = field(
-        5, "Fisher-vector products use a random 1/k of the batch's transitions (drawn afresh each update)", bounds=COUNT
+        5, "Fisher-vector products use a random 1/k of the batch's transitions (drawn afresh each update; for a "
+        "recurrent policy a random 1/k of the envs' whole sequences, at least one)", bounds=COUNT
     )
     line_search_steps: int = field(10, "backtracking line-search trials", bounds=COUNT)
     backtrack_coef: float = field(0.5, "step shrink factor per line-search trial", traced=True, bounds=UNIT_OPEN)
     critic_learning_rate: float = field(1e-3, "Adam learning rate of the critic", traced=True, bounds=POSITIVE)
     critic_epochs: int = field(5, "critic passes over the rollout per update", bounds=COUNT)
     critic_minibatches: int = field(
-        4, "critic minibatches per epoch; must divide num_envs * num_steps", bounds=COUNT
+        4, "critic minibatches per epoch; must divide num_envs * num_steps (num_envs for a recurrent policy)",
+        bounds=COUNT
     )
 
     algo_name: ClassVar[str] = "trpo"
@@ -67,6 +69,15 @@ class TRPOConfig(BaseConfig):
 
     def check(self) -> None:
         super().check()
+        if self.shared_torso:
+            raise ConfigError(
+                "shared_torso is not supported by TRPO: its policy step bounds KL(π_old ‖ π) by moving only the "
+                "policy's parameters, and its critic then fits the value function with Adam; on a shared torso "
+                "that critic fit would move the policy too, after the line search and outside the trust region "
+                "(and the policy step would move the critic). Use shared_torso=False (separate networks), or PPO"
+            )
+        if self.recurrent:
+            self._check_divides_envs("critic_minibatches")
         self._check_divides("critic_minibatches")
         if self.normalize_advantages and self.batch_size == 1:
             raise ConfigError(

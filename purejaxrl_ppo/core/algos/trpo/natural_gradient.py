@@ -13,7 +13,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from purejaxrl_ppo.core.networks import DistParams, Network, Params, policy_on_transitions
+from purejaxrl_ppo.core.algos.base import policy_of
+from purejaxrl_ppo.core.networks import DistParams, Network, Params
 
 PyTree = Any
 
@@ -66,23 +67,25 @@ def conjugate_gradient(
 
 # ----------------------------------------------------------------------------- Fisher-vector products
 def make_fisher_vector_product(
-    network: Network, params: Params, obs: jax.Array, damping: float | jax.Array
+    network: Network, params: Params, obs: Any, damping: float | jax.Array
 ) -> Callable[[Params], Params]:
-    """``v -> (F + damping·I) v`` for the mean Fisher of π_θ over ``obs [M, *obs_shape]``.
+    """``v -> (F + damping·I) v`` for the mean Fisher of π_θ over the M states of ``obs``.
 
+    ``obs``: observations ``[M, *obs_shape]`` of independent transitions, or a time-major
+    sequence :class:`~purejaxrl_ppo.core.types.UpdateBatch` ``[T, n]`` (a recurrent policy,
+    M = T·n: J is then the Jacobian through the unrolled recurrence).
     θ is the policy part of ``params`` (``network.policy_params(params)``) and ``v`` is
     shaped like it. F = (1/M) Σᵢ Jᵢᵀ Mᵢ Jᵢ at θ. The forward pass is linearised once, so
     each product costs one JVP and one VJP of the policy.
     """
-
     def policy(theta: Params) -> DistParams:
-        return policy_on_transitions(network, network.with_policy_params(params, theta), obs)
+        return policy_of(network, network.with_policy_params(params, theta), obs)
 
     theta = network.policy_params(params)
     dist_params, jvp_fn = jax.linearize(policy, theta)
     _, vjp_fn = jax.vjp(policy, theta)
     dist_params = jax.lax.stop_gradient(dist_params)
-    num_samples = obs.shape[0]
+    num_samples = jax.tree_util.tree_leaves(dist_params)[0].shape[0]
 
     def total_kl(new: DistParams) -> jax.Array:
         return network.distribution(dist_params).kl_divergence(network.distribution(new)).sum()

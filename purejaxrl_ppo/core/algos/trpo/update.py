@@ -9,7 +9,11 @@ the surrogate improves. The critic is fitted separately with Adam.
 
 θ is the policy part of the network's parameters (``network.policy_params``); the
 critic fit moves the value part (``network.value_params``). The update receives the
-time-major ``[T, N]`` batch and flattens it into independent transitions.
+time-major ``[T, N]`` batch and flattens it into independent transitions; for a recurrent
+policy it keeps the sequences: the surrogate, the mean KL and the Fisher-vector products
+run through the unrolled recurrence from each env's initial carry (jvp/vjp through the
+scan), the Fisher on a random 1/k of the envs, and the critic's minibatches are groups of
+whole env sequences.
 """
 
 from __future__ import annotations
@@ -23,18 +27,20 @@ import optax
 from flax import struct
 
 from purejaxrl_ppo.core.algos import losses, register_algorithm
-from purejaxrl_ppo.core.algos.base import Algorithm, minibatch_epochs, normalize
+from purejaxrl_ppo.core.algos.base import (
+    Algorithm,
+    as_loss_batch,
+    batch_value,
+    flat_fields,
+    for_update,
+    minibatch_epochs,
+    normalize,
+    policy_of,
+    select_envs,
+)
 from purejaxrl_ppo.core.algos.trpo.config import TRPOConfig
 from purejaxrl_ppo.core.algos.trpo.natural_gradient import tree_axpy, tree_vdot, conjugate_gradient, make_fisher_vector_product
-from purejaxrl_ppo.core.networks import (
-    DistParams,
-    Network,
-    Params,
-    entropy,
-    entropy_noise,
-    policy_on_transitions,
-    value_on_transitions,
-)
+from purejaxrl_ppo.core.networks import DistParams, Network, Params, entropy, entropy_noise, value_on_transitions
 from purejaxrl_ppo.core.types import UpdateBatch
 
 
@@ -59,11 +65,20 @@ def fisher_sample(key: jax.Array, batch_size: int, subsample: int) -> jax.Array:
     return jnp.sort(jax.random.choice(key, batch_size, (batch_size // subsample,), replace=False))
 
 
+def fisher_sequences(key: jax.Array, batch: UpdateBatch, subsample: int) -> UpdateBatch:
+    """A recurrent policy's Fisher batch: the whole sequences of a random ``max(1, N // subsample)`` envs."""
+    num_envs = batch.obs.shape[1]
+    if subsample == 1:
+        return batch
+    count = max(1, num_envs // subsample)
+    return select_envs(batch, jnp.sort(jax.random.choice(key, num_envs, (count,), replace=False)))
+
+
 # ----------------------------------------------------------------------------- surrogate and KL
 def surrogate(
     network: Network,
     params: Params,
-    obs: jax.Array,
+    obs: jax.Array | UpdateBatch,
     action: jax.Array,
     old_log_prob: jax.Array,
     advantage: jax.Array,
@@ -72,17 +87,20 @@ def surrogate(
 ) -> jax.Array:
     """L(θ) = E[π_θ(a|s)/π_old(a|s) · A] + ent_coef · E[H(π_θ(·|s))] over ``[B]`` samples.
 
+    ``obs``: ``[B, *obs_shape]``, or a time-major sequence :class:`UpdateBatch` (recurrent policy,
+    B = T·N); ``action``, ``old_log_prob``, ``advantage`` are ``[B]`` (flattened time-major).
+
     H is exact, or for a tanh-squashed policy the one-sample estimate with ``entropy_noise [B, A]``
     (the same noise for every evaluation within an update, so the line search compares like with like).
     """
-    dist = network.distribution(policy_on_transitions(network, params, obs))
+    dist = network.distribution(policy_of(network, params, obs))
     ratio = jnp.exp(dist.log_prob(action) - old_log_prob)
     return losses.importance_weighted_advantage(ratio, advantage).mean() + ent_coef * entropy(dist, entropy_noise).mean()
 
 
-def mean_kl(network: Network, old_dist_params: DistParams, params: Params, obs: jax.Array) -> jax.Array:
-    """E_s[KL(π_old(·|s) ‖ π_θ(·|s))] over ``obs [B, *obs_shape]``."""
-    new_dist_params = policy_on_transitions(network, params, obs)
+def mean_kl(network: Network, old_dist_params: DistParams, params: Params, obs: jax.Array | UpdateBatch) -> jax.Array:
+    """E_s[KL(π_old(·|s) ‖ π_θ(·|s))] over ``obs [B, *obs_shape]`` (or a sequence batch, as :func:`surrogate`)."""
+    new_dist_params = policy_of(network, params, obs)
     return network.distribution(old_dist_params).kl_divergence(network.distribution(new_dist_params)).mean()
 
 
@@ -104,6 +122,7 @@ class TRPO(Algorithm):
 
     config_class: ClassVar[type[TRPOConfig]] = TRPOConfig
     brax_defaults: ClassVar[dict] = {"max_kl": 0.02, "critic_minibatches": 8}
+    supports_recurrent: ClassVar[bool] = True
 
     @classmethod
     def update_matmul_flops(cls, config: TRPOConfig, actor: float, critic: float) -> float:
@@ -122,27 +141,32 @@ class TRPO(Algorithm):
         return TRPOState(params, self.critic_optimizer().init(self.network.value_params(params)))
 
     def policy_step(self, params: Params, batch: UpdateBatch, key: jax.Array) -> tuple[Params, dict[str, jax.Array]]:
-        """One natural-gradient step with backtracking line search on ``[B]`` transitions.
+        """One natural-gradient step with backtracking line search on ``[B]`` transitions (or sequences).
 
         ``key`` draws the Fisher's transitions (:func:`fisher_sample`) and, folded, the sampled-entropy
         noise of a tanh-squashed policy. Returns the new policy
         part θ' of ``params`` and the step's metrics.
         """
         cfg, network = self.config, self.network
-        noise = entropy_noise(network, jax.random.fold_in(key, ENTROPY_KEY_SALT), batch.action.shape)
+        states = batch if network.recurrent else batch.obs  # what the policy is evaluated on
+        flat = flat_fields(batch)
+        noise = entropy_noise(network, jax.random.fold_in(key, ENTROPY_KEY_SALT), flat.action.shape)
         actor_params = network.policy_params(params)
-        old_dist_params = jax.lax.stop_gradient(policy_on_transitions(network, params, batch.obs))
+        old_dist_params = jax.lax.stop_gradient(policy_of(network, params, states))
         old_dist = network.distribution(old_dist_params)
-        old_log_prob = old_dist.log_prob(batch.action)
-        advantage = normalize(batch.advantage) if cfg.normalize_advantages else batch.advantage
+        old_log_prob = old_dist.log_prob(flat.action)
+        advantage = normalize(flat.advantage) if cfg.normalize_advantages else flat.advantage
 
         def objective(theta: Params) -> jax.Array:
             full = network.with_policy_params(params, theta)
-            return surrogate(network, full, batch.obs, batch.action, old_log_prob, advantage, cfg.ent_coef, noise)
+            return surrogate(network, full, states, flat.action, old_log_prob, advantage, cfg.ent_coef, noise)
 
         old_objective, gradient = jax.value_and_grad(objective)(actor_params)
-        fisher_obs = batch.obs[fisher_sample(key, batch.obs.shape[0], cfg.fisher_subsample)]
-        fvp = make_fisher_vector_product(network, params, fisher_obs, cfg.cg_damping)
+        if network.recurrent:
+            fisher_states = fisher_sequences(key, batch, cfg.fisher_subsample)
+        else:
+            fisher_states = batch.obs[fisher_sample(key, batch.obs.shape[0], cfg.fisher_subsample)]
+        fvp = make_fisher_vector_product(network, params, fisher_states, cfg.cg_damping)
         direction = conjugate_gradient(fvp, gradient, cfg.cg_iters)
         # Appendix C: largest step along s with ½ sᵀF s β² = δ, i.e. β = √(2δ / sᵀF s).
         shs = tree_vdot(direction, fvp(direction))
@@ -150,7 +174,7 @@ class TRPO(Algorithm):
 
         def candidate(fraction: jax.Array) -> tuple[Params, jax.Array, jax.Array]:
             theta = tree_axpy(fraction * full_step_scale, direction, actor_params)
-            kl = mean_kl(network, old_dist_params, network.with_policy_params(params, theta), batch.obs)
+            kl = mean_kl(network, old_dist_params, network.with_policy_params(params, theta), states)
             return theta, kl, objective(theta) - old_objective
 
         def is_acceptable(kl: jax.Array, improvement: jax.Array) -> jax.Array:
@@ -184,28 +208,39 @@ class TRPO(Algorithm):
     ) -> tuple[tuple[Params, optax.OptState], dict[str, jax.Array]]:
         """``critic_epochs`` × ``critic_minibatches`` Adam steps on ½ E[(V - target)²].
 
+        Minibatches of transitions, or for a recurrent policy of whole env sequences.
         Moves the value part of ``params``; returns ``((value part, Adam state), metrics)``.
         """
         cfg, network = self.config, self.network
         critic_params = network.value_params(params)
         optimizer = self.critic_optimizer()
 
-        def loss(critic: Params, obs: jax.Array, target: jax.Array) -> jax.Array:
-            value = value_on_transitions(network, network.with_value_params(params, critic), obs)
+        def value_and_target(critic: Params, minibatch) -> tuple[jax.Array, jax.Array]:
+            full = network.with_value_params(params, critic)
+            if network.recurrent:
+                sequences = as_loss_batch(network, minibatch)
+                return batch_value(network, full, sequences), sequences.flat(sequences.target)
+            obs, target = minibatch
+            return value_on_transitions(network, full, obs), target
+
+        def loss(critic: Params, minibatch) -> jax.Array:
+            value, target = value_and_target(critic, minibatch)
             return 0.5 * jnp.square(value - target).mean()
 
         def step(carry, minibatch):
             critic, opt_state = carry
-            value_loss, grads = jax.value_and_grad(loss)(critic, minibatch[0], minibatch[1])
+            value_loss, grads = jax.value_and_grad(loss)(critic, minibatch)
             updates, opt_state = optimizer.update(grads, opt_state)
             return (optax.apply_updates(critic, updates), opt_state), {"value_loss": value_loss}
 
-        data = (batch.obs, batch.target)
+        data = for_update(network, batch) if network.recurrent else (batch.obs, batch.target)
         return minibatch_epochs(step, (critic_params, opt_state), data, key, cfg.critic_epochs, cfg.critic_minibatches)
 
     def update(self, state: TRPOState, batch: UpdateBatch, key: jax.Array) -> tuple[TRPOState, dict[str, jax.Array]]:
-        """Natural-gradient policy step, then the critic fit, on the same ``[T, N]`` rollout (flattened)."""
-        batch = batch.flatten()
+        """Natural-gradient policy step, then the critic fit, on the same ``[T, N]`` rollout (flattened unless
+        the policy is recurrent)."""
+        if not self.network.recurrent:
+            batch = batch.flatten()
         # The Fisher's sample gets a key of its own (folded in), so the critic's minibatches keep theirs.
         actor_params, policy_metrics = self.policy_step(state.params, batch, jax.random.fold_in(key, FISHER_KEY_SALT))
         (critic_params, opt_state), critic_metrics = self.critic_fit(state.params, state.critic_opt_state, batch, key)

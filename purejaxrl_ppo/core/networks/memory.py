@@ -1,0 +1,286 @@
+"""Actor-critics with memory: an observation encoder, a memory core, and actor and critic heads.
+
+A *memory core* is a flax module ``core(carry, x [T, N, E], reset [T, N]) -> (carry, y [T, N, F])``
+with ``core.initial_carry(batch_shape)``; it must start from the initial carry wherever
+``reset`` is set (an episode starts there). Cores register with :func:`register_core`:
+``"gru"`` here, ``"attention"`` in :mod:`purejaxrl_ppo.core.networks.attention`.
+:class:`MemoryActorCritic` wires a core into the :class:`~purejaxrl_ppo.core.networks.base.Network`
+protocol::
+
+    obs [T, N, *obs_shape] ─encoder MLP (hidden_sizes)─▶ core ─▶ actor head ─▶ dist params
+                                                              └▶ critic head ─▶ value
+
+Two layouts (``shared_torso``):
+
+* separate (default): the actor and the critic each have their own encoder and core;
+  params ``{"actor": ..., "critic": ...}``, carry ``{"actor": c, "critic": c}``;
+* shared: one encoder and core feed both heads; params ``{"params": {"torso", "actor_head",
+  "critic_head"}}``, carry ``{"torso": c}``. The policy part is torso + actor head and the
+  value part torso + critic head: they overlap, which PPO's joint loss handles and TRPO refuses.
+
+Each head is one hidden layer of ``hidden_sizes[-1]`` units and an output layer (gain 0.01
+for the policy, 1.0 for the value), all orthogonally initialised as in the MLP.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from purejaxrl_ppo.core.envs.base import ActionSpace
+from purejaxrl_ppo.core.networks import register_network
+from purejaxrl_ppo.core.networks.base import ActionHead, Carry, DistParams, Params, one_key_at_a_time
+from purejaxrl_ppo.core.networks.feedforward import _ACTIVATIONS
+
+#: Memory cores by name: ``factory(config) -> flax module`` (see the module docstring).
+_CORES: dict[str, Callable[[Any], nn.Module]] = {}
+
+
+def register_core(name: str) -> Callable[[Callable[[Any], nn.Module]], Callable[[Any], nn.Module]]:
+    """Decorator: a memory core factory ``factory(config) -> core module`` under ``name``."""
+
+    def register(factory: Callable[[Any], nn.Module]) -> Callable[[Any], nn.Module]:
+        _CORES[name] = factory
+        return factory
+
+    return register
+
+
+class GRUCore(nn.Module):
+    """A GRU over time: ``(carry [N, H], x [T, N, E], reset [T, N]) -> (carry [N, H], y [T, N, H])``.
+
+    The state is zeroed wherever ``reset`` is set, before that step's input is read.
+    """
+
+    hidden_size: int
+
+    def initial_carry(self, batch_shape: tuple[int, ...]) -> jax.Array:
+        return jnp.zeros(batch_shape + (self.hidden_size,), jnp.float32)
+
+    @nn.compact
+    def __call__(self, carry: jax.Array, x: jax.Array, reset: jax.Array) -> tuple[jax.Array, jax.Array]:
+        def step(cell: nn.GRUCell, h: jax.Array, inputs: tuple[jax.Array, jax.Array]):
+            x_t, reset_t = inputs
+            h = jnp.where(reset_t[..., None], jnp.zeros_like(h), h)
+            h, y = cell(h, x_t)
+            return h, y
+
+        scan = nn.scan(step, variable_broadcast="params", split_rngs={"params": False}, in_axes=0, out_axes=0)
+        return scan(nn.GRUCell(self.hidden_size, name="cell"), carry, (x, reset))
+
+
+@register_core("gru")
+def _gru(config: Any) -> GRUCore:
+    return GRUCore(config.rnn_hidden_size)
+
+
+def _dense(width: int, scale: float) -> nn.Dense:
+    return nn.Dense(width, kernel_init=nn.initializers.orthogonal(scale))
+
+
+class Torso(nn.Module):
+    """Encoder MLP then the core: ``(carry, obs [T, N, *obs_shape], reset [T, N]) -> (carry, features [T, N, F])``."""
+
+    hidden_sizes: Sequence[int]
+    activation: str
+    obs_ndim: int
+    core: nn.Module
+
+    @nn.compact
+    def __call__(self, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
+        act = _ACTIVATIONS[self.activation]
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        for width in self.hidden_sizes:
+            x = act(_dense(width, math.sqrt(2.0))(x))
+        return self.core(carry, x, reset)
+
+
+class PolicyHead(nn.Module):
+    """``features [..., F] -> DistParams``: logits, or means plus a state-independent ``log_std``."""
+
+    width: int
+    activation: str
+    action_dim: int
+    discrete: bool
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> DistParams:
+        x = _ACTIVATIONS[self.activation](_dense(self.width, math.sqrt(2.0))(features))
+        out = _dense(self.action_dim, 0.01)(x)
+        if self.discrete:
+            return {"logits": out}
+        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        return {"mean": out, "log_std": jnp.broadcast_to(log_std, out.shape)}
+
+
+class ValueHead(nn.Module):
+    """``features [..., F] -> value [...]``."""
+
+    width: int
+    activation: str
+
+    @nn.compact
+    def __call__(self, features: jax.Array) -> jax.Array:
+        x = _ACTIVATIONS[self.activation](_dense(self.width, math.sqrt(2.0))(features))
+        return _dense(1, 1.0)(x)[..., 0]
+
+
+class Tower(nn.Module):
+    """One torso and one head: the actor or the critic of the separate layout."""
+
+    torso: Torso
+    head: nn.Module
+
+    def __call__(self, carry: Carry, obs: jax.Array, reset: jax.Array):
+        carry, features = self.torso(carry, obs, reset)
+        return carry, self.head(features)
+
+
+class SharedTower(nn.Module):
+    """One torso feeding both heads (``shared_torso``); ``policy``/``value`` run one head."""
+
+    torso: Torso
+    actor_head: PolicyHead
+    critic_head: ValueHead
+
+    def __call__(self, carry: Carry, obs: jax.Array, reset: jax.Array):
+        carry, features = self.torso(carry, obs, reset)
+        return carry, self.actor_head(features), self.critic_head(features)
+
+    def policy(self, carry: Carry, obs: jax.Array, reset: jax.Array):
+        carry, features = self.torso(carry, obs, reset)
+        return carry, self.actor_head(features)
+
+    def value(self, carry: Carry, obs: jax.Array, reset: jax.Array):
+        carry, features = self.torso(carry, obs, reset)
+        return carry, self.critic_head(features)
+
+
+_POLICY_PART = ("torso", "actor_head")
+_VALUE_PART = ("torso", "critic_head")
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryActorCritic(ActionHead):
+    """A :class:`Network` with a memory core (see the module docstring); ``recurrent`` is True.
+
+    ``core`` is an unbound core module (:func:`register_core`); shapes as in the protocol:
+    ``obs [T, N, *observation_shape]``, ``reset [T, N]``, carry leaves ``[N, ...]``.
+    """
+
+    observation_shape: tuple[int, ...]
+    action_space: ActionSpace
+    core: nn.Module
+    hidden_sizes: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    action_squash: str = "clip"
+    shared_torso: bool = False
+
+    recurrent = True
+
+    # ------------------------------------------------------------------ modules
+    def _torso(self) -> Torso:
+        return Torso(self.hidden_sizes, self.activation, len(self.observation_shape), self.core.clone())
+
+    def _policy_head(self) -> PolicyHead:
+        space = self.action_space
+        return PolicyHead(self.hidden_sizes[-1], self.activation, space.action_dim, space.discrete)
+
+    def _value_head(self) -> ValueHead:
+        return ValueHead(self.hidden_sizes[-1], self.activation)
+
+    @property
+    def actor(self) -> Tower:
+        return Tower(self._torso(), self._policy_head())
+
+    @property
+    def critic(self) -> Tower:
+        return Tower(self._torso(), self._value_head())
+
+    @property
+    def shared(self) -> SharedTower:
+        return SharedTower(self._torso(), self._policy_head(), self._value_head())
+
+    # ------------------------------------------------------------------ protocol
+    def init(self, key: jax.Array) -> Params:
+        """Fresh parameters (one seed at a time under ``vmap``: :func:`one_key_at_a_time`)."""
+        return one_key_at_a_time(self._init)(key)
+
+    def _init(self, key: jax.Array) -> Params:
+        obs = jnp.zeros((1, 1) + self.observation_shape, jnp.float32)
+        reset = jnp.ones((1, 1), bool)
+        carry = self.core.initial_carry((1,))
+        if self.shared_torso:
+            return self.shared.init(key, carry, obs, reset)
+        actor_key, critic_key = jax.random.split(key)
+        return {"actor": self.actor.init(actor_key, carry, obs, reset),
+                "critic": self.critic.init(critic_key, carry, obs, reset)}
+
+    def initial_carry(self, batch_shape: tuple[int, ...]) -> Carry:
+        """The core's initial carry, once per torso: ``{"torso": c}`` or ``{"actor": c, "critic": c}``."""
+        carry = self.core.initial_carry(tuple(batch_shape))
+        return {"torso": carry} if self.shared_torso else {"actor": carry, "critic": carry}
+
+    def apply(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams, jax.Array]:
+        if self.shared_torso:
+            torso, dist_params, value = self.shared.apply(params, carry["torso"], obs, reset)
+            return {"torso": torso}, dist_params, value
+        actor_carry, dist_params = self.actor.apply(params["actor"], carry["actor"], obs, reset)
+        critic_carry, value = self.critic.apply(params["critic"], carry["critic"], obs, reset)
+        return {"actor": actor_carry, "critic": critic_carry}, dist_params, value
+
+    def policy(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams]:
+        """The policy alone; the returned carry advances only the policy's part (the critic's is kept)."""
+        if self.shared_torso:
+            torso, dist_params = self.shared.apply(params, carry["torso"], obs, reset, method=SharedTower.policy)
+            return {"torso": torso}, dist_params
+        actor_carry, dist_params = self.actor.apply(params["actor"], carry["actor"], obs, reset)
+        return {**carry, "actor": actor_carry}, dist_params
+
+    def value(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
+        """The value alone; the returned carry advances only the critic's part (the policy's is kept)."""
+        if self.shared_torso:
+            torso, value = self.shared.apply(params, carry["torso"], obs, reset, method=SharedTower.value)
+            return {"torso": torso}, value
+        critic_carry, value = self.critic.apply(params["critic"], carry["critic"], obs, reset)
+        return {**carry, "critic": critic_carry}, value
+
+    def policy_params(self, params: Params) -> Params:
+        if self.shared_torso:
+            return {"params": {k: params["params"][k] for k in _POLICY_PART}}
+        return params["actor"]
+
+    def with_policy_params(self, params: Params, policy_params: Params) -> Params:
+        if self.shared_torso:
+            return {"params": {**params["params"], **policy_params["params"]}}
+        return {**params, "actor": policy_params}
+
+    def value_params(self, params: Params) -> Params:
+        if self.shared_torso:
+            return {"params": {k: params["params"][k] for k in _VALUE_PART}}
+        return params["critic"]
+
+    def with_value_params(self, params: Params, value_params: Params) -> Params:
+        if self.shared_torso:
+            return {"params": {**params["params"], **value_params["params"]}}
+        return {**params, "critic": value_params}
+
+
+def make_memory_network(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...],
+                        core: str) -> MemoryActorCritic:
+    """The :class:`MemoryActorCritic` with core ``core`` built from ``config`` (sizes, activation, layout)."""
+    return MemoryActorCritic(
+        tuple(observation_shape), action_space, _CORES[core](config), tuple(config.hidden_sizes), config.activation,
+        config.action_squash, config.shared_torso,
+    )
+
+
+@register_network("gru", recurrent=True)
+def make_gru(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> MemoryActorCritic:
+    """Encoder MLP → GRU of ``config.rnn_hidden_size`` → heads (separate or ``shared_torso``)."""
+    return make_memory_network(config, action_space, observation_shape, "gru")
