@@ -123,8 +123,9 @@ def renamed_network():
 TINY = dict(num_envs=2, num_steps=8, total_timesteps=2 * 8 * 3, hidden_sizes=(8,))
 
 
-@pytest.mark.parametrize("algo, env", [("ppo", "CartPole-v1"), ("trpo", "CartPole-v1"), ("ppo", "Pendulum-v1"),
-                                       ("trpo", "Pendulum-v1")])
+@pytest.mark.parametrize("algo, env", [  # each algorithm and each action kind in CI; all four in make test-all
+    ("ppo", "CartPole-v1"), pytest.param("trpo", "CartPole-v1", marks=pytest.mark.heavy),
+    pytest.param("ppo", "Pendulum-v1", marks=pytest.mark.heavy), ("trpo", "Pendulum-v1")])
 def test_every_policy_evaluation_goes_through_the_network_protocol(renamed_network, algo, env):
     """A network with other parameter names trains (rollout, bootstrap, update, evaluation) and equals the MLP."""
     extra = {"num_minibatches": 2} if algo == "ppo" else {"critic_minibatches": 2, "fisher_subsample": 2}

@@ -415,3 +415,18 @@ def test_env_that_cannot_be_built_fails_before_the_run_directory_exists(tmp_path
         assert code == 2 and err.count("\n") == 1 and err.startswith("error: environment 'MNISTBandit-bsuite'"), err
         assert "download" in err and "/tmp/mnist" in err
         assert "compiling" not in err and not out.exists()
+
+
+# ----------------------------------------------------------------------------- divergence from the CLI
+def test_divergence_exits_3_naming_the_update_and_the_last_verified_checkpoint(run_file, tmp_path, capsys):
+    out = tmp_path / "nan"
+    capsys.readouterr()
+    code = main(["train", "--config", str(run_file), "--learning-rate", "1e19", "--no-anneal-lr",
+                 "--out", str(out), "--quiet"])
+    line = assert_one_line_error(code, capsys, "is not finite at update")
+    assert code == 3 and rundir.finished_problem(out) is not None and not (out / "summary.json").exists()
+    update = int(line.split("end with update ")[1])
+    last = Checkpointer(out / "checkpoints").last_verified()
+    assert (f"the last verified checkpoint is {last}" in line) if last else ("no verified checkpoint exists" in line)
+    assert last is None or int(last.name) < update
+    assert len((out / "metrics_aggregate.csv").read_text().splitlines()) == 1 + update

@@ -86,8 +86,8 @@ class Critic(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class ActorCritic(ActionHead):
-    """Separate actor and critic MLPs with params ``{"actor": ..., "critic": ...}`` (a :class:`Network`)."""
+class FeedForward(ActionHead):
+    """What the feed-forward networks share: their fields, and no carry (``recurrent`` is False)."""
 
     observation_shape: tuple[int, ...]
     action_space: ActionSpace
@@ -96,6 +96,16 @@ class ActorCritic(ActionHead):
     action_squash: str = "clip"
 
     recurrent = False
+
+    def initial_carry(self, batch_shape: tuple[int, ...]) -> Carry:
+        """``()``: a feed-forward network carries nothing."""
+        del batch_shape
+        return ()
+
+
+@dataclasses.dataclass(frozen=True)
+class ActorCritic(FeedForward):
+    """Separate actor and critic MLPs with params ``{"actor": ..., "critic": ...}`` (a :class:`Network`)."""
 
     @property
     def actor(self) -> Actor:
@@ -118,11 +128,6 @@ class ActorCritic(ActionHead):
         actor_key, critic_key = jax.random.split(key)
         obs = jnp.zeros(self.observation_shape, jnp.float32)
         return {"actor": self.actor.init(actor_key, obs), "critic": self.critic.init(critic_key, obs)}
-
-    def initial_carry(self, batch_shape: tuple[int, ...]) -> Carry:
-        """``()``: a feed-forward network carries nothing."""
-        del batch_shape
-        return ()
 
     def apply(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams, jax.Array]:
         """``obs [T, N, *observation_shape]`` -> ``(carry, dist_params [T, N, ...], value [T, N])``; reset ignored."""
@@ -150,9 +155,95 @@ class ActorCritic(ActionHead):
         return {**params, "critic": value_params}
 
 
+class SharedMLP(nn.Module):
+    """One MLP torso (``hidden_sizes``) under a policy head (gain 0.01) and a value head (gain 1.0).
+
+    ``obs [..., *obs_shape] -> (DistParams, value [...])``; ``policy``/``value`` run one head.
+    """
+
+    hidden_sizes: Sequence[int]
+    activation: str
+    obs_ndim: int
+    action_dim: int
+    discrete: bool
+
+    def setup(self):
+        layers = [nn.Dense(w, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0))) for w in self.hidden_sizes]
+        self.torso = layers
+        self.actor_head = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01))
+        self.critic_head = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
+        if not self.discrete:
+            self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+
+    def features(self, obs: jax.Array) -> jax.Array:
+        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        for layer in self.torso:
+            x = _ACTIVATIONS[self.activation](layer(x))
+        return x
+
+    def policy(self, obs: jax.Array) -> DistParams:
+        out = self.actor_head(self.features(obs))
+        if self.discrete:
+            return {"logits": out}
+        return {"mean": out, "log_std": jnp.broadcast_to(self.log_std, out.shape)}
+
+    def value(self, obs: jax.Array) -> jax.Array:
+        return self.critic_head(self.features(obs))[..., 0]
+
+    def __call__(self, obs: jax.Array) -> tuple[DistParams, jax.Array]:
+        return self.policy(obs), self.value(obs)
+
+
+@dataclasses.dataclass(frozen=True)
+class SharedActorCritic(FeedForward):
+    """An MLP torso shared by the policy and value heads (``shared_torso``), params ``{"params": {...}}``.
+
+    The policy part is the torso and the policy head (and ``log_std``), the value part the torso
+    and the value head: they overlap, which PPO's joint loss handles and TRPO refuses.
+    """
+
+    @property
+    def module(self) -> SharedMLP:
+        space = self.action_space
+        return SharedMLP(self.hidden_sizes, self.activation, len(self.observation_shape), space.action_dim,
+                         space.discrete)
+
+    def init(self, key: jax.Array) -> Params:
+        return one_key_at_a_time(lambda k: self.module.init(k, jnp.zeros(self.observation_shape, jnp.float32)))(key)
+
+    def apply(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams, jax.Array]:
+        del reset
+        dist_params, value = self.module.apply(params, obs)
+        return carry, dist_params, value
+
+    def policy(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams]:
+        del reset
+        return carry, self.module.apply(params, obs, method=SharedMLP.policy)
+
+    def value(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
+        del reset
+        return carry, self.module.apply(params, obs, method=SharedMLP.value)
+
+    @staticmethod
+    def _part(params: Params, torso_and: tuple[str, ...]) -> Params:
+        return {"params": {k: v for k, v in params["params"].items() if k.startswith("torso_") or k in torso_and}}
+
+    def policy_params(self, params: Params) -> Params:
+        return self._part(params, ("actor_head", "log_std"))
+
+    def with_policy_params(self, params: Params, policy_params: Params) -> Params:
+        return {"params": {**params["params"], **policy_params["params"]}}
+
+    def value_params(self, params: Params) -> Params:
+        return self._part(params, ("critic_head",))
+
+    def with_value_params(self, params: Params, value_params: Params) -> Params:
+        return {"params": {**params["params"], **value_params["params"]}}
+
+
 @register_network("mlp")
-def make_mlp(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> ActorCritic:
-    """The actor-critic described by ``config.hidden_sizes``, ``activation`` and ``action_squash``."""
-    return ActorCritic(
-        observation_shape, action_space, tuple(config.hidden_sizes), config.activation, config.action_squash
-    )
+def make_mlp(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> ActorCritic | SharedActorCritic:
+    """The actor-critic described by ``config.hidden_sizes``, ``activation`` and ``action_squash``:
+    separate actor and critic MLPs, or one torso under both heads with ``config.shared_torso``."""
+    cls = SharedActorCritic if getattr(config, "shared_torso", False) else ActorCritic
+    return cls(observation_shape, action_space, tuple(config.hidden_sizes), config.activation, config.action_squash)

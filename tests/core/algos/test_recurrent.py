@@ -51,11 +51,13 @@ def rollout_batch(config, seed=0, normalize=False):
 
 
 POLICIES = ["gru", "attention"]
+#: (policy, shared torso, observation normalisation): half of the grid in CI, the rest in make test-all.
+REPLAY_CASES = [(p, shared, norm) for p in POLICIES for shared in (False, True) for norm in (False, True)]
+IN_CI = {("gru", False, True), ("gru", True, False), ("attention", False, False), ("attention", True, True)}
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-@pytest.mark.parametrize("shared", [False, True])
-@pytest.mark.parametrize("normalize", [False, True])
+@pytest.mark.parametrize(("policy", "shared", "normalize"),
+                         [c if c in IN_CI else pytest.param(*c, marks=pytest.mark.heavy) for c in REPLAY_CASES])
 def test_update_replays_the_rollouts_log_probs_and_values(policy, shared, normalize):
     config = small_config(policy=policy, shared_torso=shared, normalize_observations=normalize)
     network, params, traj, batch = rollout_batch(config, normalize=normalize)
@@ -137,8 +139,11 @@ def test_config_rules_for_recurrent_policies():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("algo", "policy", "shared"), [("ppo", "gru", False), ("ppo", "gru", True),
-                                                        ("trpo", "gru", False), ("ppo", "attention", False)])
+@pytest.mark.parametrize(("algo", "policy", "shared"), [
+    pytest.param("ppo", "gru", False, marks=pytest.mark.heavy),  # in CI through the resume and CLI tests
+    pytest.param("ppo", "gru", True, marks=pytest.mark.heavy),
+    ("trpo", "gru", False), ("ppo", "attention", True),
+])
 def test_training_runs_and_every_accepted_trpo_step_keeps_the_kl_bound(algo, policy, shared):
     config = small_config(algo=algo, policy=policy, shared_torso=shared, total_timesteps=4 * 12 * 3)
     out = jax.jit(pjp.make_train(config))(jax.random.PRNGKey(0))
