@@ -10,7 +10,14 @@ from jax.flatten_util import ravel_pytree
 
 import purejaxrl_ppo as pjp
 from helpers import fast_jit
-from purejaxrl_ppo.core.algos.base import batch_policy_and_value, flat_fields, for_update, select_envs
+from purejaxrl_ppo.core.algos.base import (
+    batch_policy,
+    batch_policy_and_value,
+    batch_value,
+    flat_fields,
+    for_update,
+    select_envs,
+)
 from purejaxrl_ppo.core.config import ConfigError
 from purejaxrl_ppo.core.envs import make_env
 from purejaxrl_ppo.core.iteration import make_update_batch
@@ -62,11 +69,15 @@ def test_update_replays_the_rollouts_log_probs_and_values(policy, shared, normal
     config = small_config(policy=policy, shared_torso=shared, normalize_observations=normalize)
     network, params, traj, batch = rollout_batch(config, normalize=normalize)
     assert bool(traj.done.any()) and not bool(batch.episode_start[0].all())  # episodes end inside, carries differ
-    dist_params, value = fast_jit(lambda p, b: batch_policy_and_value(network, p, b))(params, batch)
+    # PPO's loss evaluates both heads in one pass; TRPO's surrogate, KL and critic call them apart
+    outputs = fast_jit(lambda p, b: (batch_policy_and_value(network, p, b), batch_policy(network, p, b),
+                                     batch_value(network, p, b)))(params, batch)
+    (dist_params, value), trpo_dist_params, trpo_value = outputs
     flat = flat_fields(batch)
-    log_prob = network.distribution(dist_params).log_prob(flat.action)
-    np.testing.assert_allclose(log_prob, flat.log_prob, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(value, flat.value, rtol=1e-5, atol=1e-5)
+    for dist, values in ((dist_params, value), (trpo_dist_params, trpo_value)):
+        log_prob = network.distribution(dist).log_prob(flat.action)
+        np.testing.assert_allclose(log_prob, flat.log_prob, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(values, flat.value, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("policy", POLICIES)
