@@ -70,6 +70,27 @@ def random_actor_params(network, seed: int, scale: float = 0.7):
     return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(scale * rng.normal(size=x.shape), jnp.float32) for x in leaves])
 
 
+# ----------------------------------------------------------------------------- env rollouts
+def env_rollout(env, key, actions):
+    """Reset ``env`` with ``key`` then step through ``actions [T, ...]`` in one scan: ``(obs0, StepResults [T, ...])``
+    without the states."""
+
+    @fast_jit
+    def run(key, actions):
+        reset_key, key = jax.random.split(key)
+        obs0, state = env.reset(reset_key)
+
+        def body(state, inputs):
+            step_key, action = inputs
+            result = env.step(step_key, state, action)
+            return result.state, result._replace(state=())
+
+        _, results = jax.lax.scan(body, state, (jax.random.split(key, actions.shape[0]), actions))
+        return obs0, results
+
+    return run(key, actions)
+
+
 # ----------------------------------------------------------------------------- numpy references
 def softmax(x):
     x = np.asarray(x, np.float64)

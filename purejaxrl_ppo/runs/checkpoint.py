@@ -33,7 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from purejaxrl_ppo.runs.rundir import sha256_file
+from purejaxrl_ppo.runs.rundir import sha256_file, write_atomic
 
 CHECKSUMS = "checksums.json"
 
@@ -116,12 +116,7 @@ def _remove_tree(path: Path, trash: Path) -> None:
 def write_manifest(step_dir: Path) -> None:
     """Write ``checksums.json`` (SHA-256 of every other file under ``step_dir``), atomically."""
     sums = {str(p.relative_to(step_dir)): sha256_file(p) for p in _files(step_dir)}
-    tmp = step_dir / (CHECKSUMS + ".tmp")
-    with tmp.open("w") as f:
-        f.write(json.dumps(sums, indent=1))
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, step_dir / CHECKSUMS)
+    write_atomic(step_dir / CHECKSUMS, json.dumps(sums, indent=1).encode())
 
 
 class Checkpointer:

@@ -131,7 +131,7 @@ def train_durable(
     if restart and not resume:
         raise ValueError("restart=True only applies when resuming (a new run starts from update 0 anyway)")
     if resume:
-        rundir.load_existing(run_dir)  # a clear error before anything else if it is not a run directory
+        rundir.require_run_dir(run_dir)  # a clear error before the lock file is created in a non-run directory
     else:
         if config is None:
             raise TypeError("train_durable needs a config for a new run")

@@ -269,8 +269,8 @@ def record_resume(run_dir: Path, info: dict, command: str, updates_done: int) ->
     return info
 
 
-def load_existing(run_dir: Path) -> tuple[BaseConfig, RunOptions, dict[str, Any]]:
-    """``(config, options, run info)`` of a run directory to resume."""
+def require_run_dir(run_dir: Path) -> None:
+    """Raise :class:`RunDirError` (what is missing, and what to do) unless ``run_dir`` holds a run to resume."""
     if not run_dir.is_dir():
         raise RunDirError(f"cannot resume: run directory {run_dir} does not exist")
     missing = [name for name in (CONFIG_FILE, RUN_FILE) if not (run_dir / name).is_file()]
@@ -279,6 +279,11 @@ def load_existing(run_dir: Path) -> tuple[BaseConfig, RunOptions, dict[str, Any]
                 f"--config {shlex.quote(str(run_dir / CONFIG_FILE))} --out {shlex.quote(str(run_dir))} --overwrite"
                 if (run_dir / CONFIG_FILE).is_file() else "it is not a run directory written by purejaxrl_ppo")
         raise RunDirError(f"cannot resume {run_dir}: it has no {' or '.join(missing)}; {hint}")
+
+
+def load_existing(run_dir: Path) -> tuple[BaseConfig, RunOptions, dict[str, Any]]:
+    """``(config, options, run info)`` of a run directory to resume."""
+    require_run_dir(run_dir)
     config, options = load_run_file(run_dir / CONFIG_FILE)
     try:
         info = json.loads((run_dir / RUN_FILE).read_text())
@@ -288,6 +293,4 @@ def load_existing(run_dir: Path) -> tuple[BaseConfig, RunOptions, dict[str, Any]
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(value, indent=2) + "\n")
-    os.replace(tmp, path)  # never a half-written run.json
+    write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())  # never a half-written run.json

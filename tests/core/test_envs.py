@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import fast_jit
+from helpers import env_rollout, fast_jit
 
 # gymnax Pendulum-v1 constants (EnvParams defaults), for the numpy dynamics below
 G, M, L, DT, MAX_SPEED, MAX_TORQUE = 10.0, 1.0, 1.0, 0.05, 8.0, 2.0
@@ -23,25 +23,6 @@ def pendulum_numpy_step(obs, u):
     new_thdot = np.clip(thdot + (3 * G / (2 * L) * np.sin(th) + 3.0 / (M * L**2) * u) * DT, -MAX_SPEED, MAX_SPEED)
     new_th = th + new_thdot * DT
     return np.array([np.cos(new_th), np.sin(new_th), new_thdot]), reward
-
-
-def rollout(env, key, actions):
-    """Reset with ``key`` then step through ``actions`` [T, ...] in one scan; returns (obs0, StepResults)."""
-
-    @fast_jit
-    def run(key, actions):
-        reset_key, key = jax.random.split(key)
-        obs0, state = env.reset(reset_key)
-
-        def body(state, inputs):
-            step_key, action = inputs
-            result = env.step(step_key, state, action)
-            return result.state, result._replace(state=())
-
-        _, results = jax.lax.scan(body, state, (jax.random.split(key, actions.shape[0]), actions))
-        return obs0, results
-
-    return run(key, actions)
 
 
 # ----------------------------------------------------------------------------- registry and spaces
@@ -75,7 +56,7 @@ def test_minatar_breakout_reset_and_step():
     assert env.observation_shape == (10, 10, 4)
     assert env.action_space.discrete is True
     assert env.action_space.num_actions == 3
-    obs0, results = rollout(env, jax.random.PRNGKey(0), jnp.array([0, 1, 2], jnp.int32))
+    obs0, results = env_rollout(env, jax.random.PRNGKey(0), jnp.array([0, 1, 2], jnp.int32))
     assert obs0.shape == (10, 10, 4) and obs0.dtype == jnp.float32
     assert results.obs.shape == (3, 10, 10, 4) and results.final_obs.shape == (3, 10, 10, 4)
     assert results.reward.shape == (3,) and results.reward.dtype == jnp.float32
@@ -87,7 +68,7 @@ def test_minatar_breakout_reset_and_step():
 def pendulum_episode():
     env = pjp.make_env("Pendulum-v1")
     actions = jnp.asarray(np.linspace(-1.5, 1.5, 205).reshape(205, 1), jnp.float32)
-    obs0, results = rollout(env, jax.random.PRNGKey(3), actions)
+    obs0, results = env_rollout(env, jax.random.PRNGKey(3), actions)
     return np.asarray(actions), np.asarray(obs0), jax.tree_util.tree_map(np.asarray, results)
 
 
@@ -135,7 +116,7 @@ def test_episode_statistics_on_truncation(pendulum_episode):
 def test_cartpole_termination():
     env = pjp.make_env("CartPole-v1")
     # always push right: the pole falls well before the 500-step limit
-    _, r = rollout(env, jax.random.PRNGKey(0), jnp.ones(100, jnp.int32))
+    _, r = env_rollout(env, jax.random.PRNGKey(0), jnp.ones(100, jnp.int32))
     r = jax.tree_util.tree_map(np.asarray, r)
     assert r.terminated.any()
     t = int(np.argmax(r.terminated))

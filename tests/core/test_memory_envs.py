@@ -7,27 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from helpers import fast_jit
+from helpers import env_rollout
 from purejaxrl_ppo.core.envs.masked import MASKS, ObservationMask
-
-
-def rollout(env, key, actions):
-    """Reset with ``key``, step through ``actions [T, ...]``: ``(obs0, StepResults [T, ...])`` without states."""
-
-    @fast_jit
-    def run(key, actions):
-        reset_key, key = jax.random.split(key)
-        obs0, state = env.reset(reset_key)
-
-        def body(state, inputs):
-            step_key, action = inputs
-            result = env.step(step_key, state, action)
-            return result.state, result._replace(state=())
-
-        _, results = jax.lax.scan(body, state, (jax.random.split(key, actions.shape[0]), actions))
-        return obs0, results
-
-    return run(key, actions)
 
 
 # ----------------------------------------------------------------------------- names
@@ -79,8 +60,8 @@ def test_masked_env_is_the_unmasked_env_seen_through_the_mask(base, action, step
     keep = np.asarray(MASKS["velocity"][base])
     actions = jnp.broadcast_to(action, (steps, *action.shape))
     key = jax.random.PRNGKey(7)
-    obs0, full = rollout(pjp.make_env(base), key, actions)
-    masked_obs0, masked = rollout(pjp.make_env(f"{base}?mask=velocity"), key, actions)
+    obs0, full = env_rollout(pjp.make_env(base), key, actions)
+    masked_obs0, masked = env_rollout(pjp.make_env(f"{base}?mask=velocity"), key, actions)
     np.testing.assert_array_equal(masked_obs0, np.asarray(obs0)[keep])
     np.testing.assert_array_equal(masked.obs, np.asarray(full.obs)[:, keep])
     np.testing.assert_array_equal(masked.final_obs, np.asarray(full.final_obs)[:, keep])
@@ -99,7 +80,7 @@ def test_masked_env_is_the_unmasked_env_seen_through_the_mask(base, action, step
 def test_memory_chain_shows_the_context_first_and_rewards_recall_at_the_end():
     env = pjp.make_env("MemoryChain-bsuite")
     assert env.observation_shape == (3,) and env.action_space.num_actions == 2
-    obs0, results = rollout(env, jax.random.PRNGKey(3), jnp.ones((8,), jnp.int32))
+    obs0, results = env_rollout(env, jax.random.PRNGKey(3), jnp.ones((8,), jnp.int32))
     context = float(obs0[2])  # ±1 at the reset observation
     assert context in (-1.0, 1.0) and float(obs0[0]) == 1.0
     np.testing.assert_array_equal(results.obs[1:5, 2], 0.0)  # hidden in between

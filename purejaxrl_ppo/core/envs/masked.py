@@ -30,8 +30,9 @@ from urllib.parse import parse_qsl
 import jax
 import numpy as np
 
-from purejaxrl_ppo.core.envs.base import ActionSpace, Env, StepResult
+from purejaxrl_ppo.core.envs.base import StepResult
 from purejaxrl_ppo.core.envs.gymnax_env import GymnaxEnv
+from purejaxrl_ppo.core.envs.wrappers import Wrapper
 
 #: ``mask`` value -> base env -> the observation indices (last axis) it keeps.
 MASKS: dict[str, dict[str, tuple[int, ...]]] = {
@@ -90,7 +91,7 @@ def parse_masked_name(name: str) -> MaskSpec:
 
 
 @dataclasses.dataclass(frozen=True)
-class ObservationMask:
+class ObservationMask(Wrapper):
     """Keep only the observation entries ``keep`` (indices on the last axis) of any :class:`Env`.
 
     ``obs`` and ``final_obs`` are masked alike (truncation bootstraps from
@@ -98,7 +99,6 @@ class ObservationMask:
     ``observation_shape`` is the inner shape with its last axis cut to ``len(keep)``.
     """
 
-    env: Env
     keep: tuple[int, ...]
 
     def __post_init__(self):
@@ -109,14 +109,6 @@ class ObservationMask:
     @property
     def observation_shape(self) -> tuple[int, ...]:
         return self.env.observation_shape[:-1] + (len(self.keep),)
-
-    @property
-    def action_space(self) -> ActionSpace:
-        return self.env.action_space
-
-    @property
-    def max_episode_steps(self) -> int:
-        return self.env.max_episode_steps
 
     def mask(self, obs: jax.Array) -> jax.Array:
         """``obs [..., D] -> [..., len(keep)]``."""

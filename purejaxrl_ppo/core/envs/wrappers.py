@@ -22,13 +22,8 @@ class EpisodeStatisticsState:
 
 
 @dataclasses.dataclass(frozen=True)
-class EpisodeStatistics:
-    """Track undiscounted episode return and length.
-
-    ``step`` adds to ``info``: ``episode_done`` (bool, an episode ended at this
-    step, by termination or truncation), ``episode_return`` and ``episode_length``
-    (the finished episode's totals where ``episode_done``, else 0).
-    """
+class Wrapper:
+    """Base of the wrappers: holds the inner env and forwards its spaces and episode limit."""
 
     env: Env
 
@@ -43,6 +38,16 @@ class EpisodeStatistics:
     @property
     def max_episode_steps(self) -> int:
         return self.env.max_episode_steps
+
+
+@dataclasses.dataclass(frozen=True)
+class EpisodeStatistics(Wrapper):
+    """Track undiscounted episode return and length.
+
+    ``step`` adds to ``info``: ``episode_done`` (bool, an episode ended at this
+    step, by termination or truncation), ``episode_return`` and ``episode_length``
+    (the finished episode's totals where ``episode_done``, else 0).
+    """
 
     def reset(self, key: jax.Array) -> tuple[jax.Array, EpisodeStatisticsState]:
         obs, env_state = self.env.reset(key)
