@@ -31,11 +31,11 @@ STUDY_ARGS ?= --envs CartPole-v1 Acrobot-v1 Pendulum-v1 Breakout-MinAtar brax/in
 study: install
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/sample_efficiency.py $(STUDY_ARGS) --out benchmarks/results/
 
-# The CI run: unit tests, the CartPole learning tests, one Brax learning test and the quickstart notebook
+# The CI run: unit tests, the CartPole and RLHF learning tests, one Brax learning test, the quickstart and RLHF notebooks
 # (tests marked `heavy` -- Pendulum and most Brax learning, the full multi-device matrix -- and the
 # study notebook, ~100 s, whose report code the unit tests cover on synthetic curves, are left to test-all).
 test: install
-	$(BIN)/python -m pytest -q --nbmake -m "not heavy" tests notebooks/quickstart.ipynb $(PYTEST_FLAGS)
+	$(BIN)/python -m pytest -q --nbmake -m "not heavy" tests notebooks/quickstart.ipynb notebooks/rlhf.ipynb $(PYTEST_FLAGS)
 
 # Everything, heavy tests included (tens of minutes on a 2-core CPU).
 test-all: install

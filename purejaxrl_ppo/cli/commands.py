@@ -1,4 +1,4 @@
-"""Command line: ``python -m purejaxrl_ppo train|compare|render`` (also the ``purejaxrl-ppo`` script).
+"""Command line: ``python -m purejaxrl_ppo train|compare|render|rlhf`` (also the ``purejaxrl-ppo`` script).
 
 ``train`` exposes every config field as a flag (``--num-envs 8``,
 ``--clip-eps 0.1``, ``--no-anneal-lr``, ``--hidden-sizes 64 64``; with
@@ -8,6 +8,7 @@ under the flags given), trains
 summary table and writes metrics, a JSON summary and a learning-curve PNG.
 ``compare`` prints the summaries of several run directories side by side.
 ``render --run DIR`` writes a Brax HTML viewer or a gymnax GIF of a run's policy.
+``rlhf`` runs SFT, a reward model and PPO/TRPO on a synthetic language (:mod:`purejaxrl_ppo.cli.rlhf`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from purejaxrl_ppo.cli.flags import (
     plain,
 )
 from purejaxrl_ppo.cli.presets import brax_preset
+from purejaxrl_ppo.cli.rlhf import add_rlhf_parser, cmd_rlhf
 from purejaxrl_ppo.core.algos import config_classes
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.runs.options import RunOptions
@@ -44,7 +46,7 @@ from purejaxrl_ppo.runs.run_files import (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``train``, ``compare`` and ``render`` parsers; no parser accepts abbreviated flags."""
+    """The ``train``, ``compare``, ``render`` and ``rlhf`` parsers; no parser accepts abbreviated flags."""
     parser = argparse.ArgumentParser(prog="purejaxrl-ppo", description=plain(__doc__.split("\n")[0]),
                                      allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="compare the summaries of finished runs", allow_abbrev=False)
     compare.add_argument("runs", type=Path, nargs="+", help="run directories holding summary.json")
     compare.add_argument("--plot", type=Path, default=None, help="also write a combined learning-curve PNG here")
+
+    add_rlhf_parser(sub)
     return parser
 
 
@@ -332,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.argv = argv
     try:
-        return {"train": cmd_train, "compare": cmd_compare, "render": cmd_render}[args.command](args)
+        return {"train": cmd_train, "compare": cmd_compare, "render": cmd_render,
+                "rlhf": cmd_rlhf}[args.command](args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -89,10 +89,17 @@ def add_config_flags(parser: argparse.ArgumentParser) -> None:
         _add(parser, f, [flag, "--env"] if name == "env_name" else [flag], _help(f, _default_note(name)))
 
 
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of the dataclass ``cls`` of :func:`~purejaxrl_ppo.core.config.field` s (``num_envs`` ->
+    ``--num-envs``, help with default, bounds and choices), except the fields named in ``skip``; default ``None``."""
+    for f in dataclasses.fields(cls):
+        if f.name not in skip:
+            _add(parser, f, ["--" + f.name.replace("_", "-")], _help(f, f"[default: {_show(f.default)}]"))
+
+
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
     """One flag per :class:`RunOptions` field (seeds, chunking, checkpoints, logging)."""
-    for f in dataclasses.fields(RunOptions):
-        _add(parser, f, ["--" + f.name.replace("_", "-")], _help(f, f"[default: {_show(f.default)}]"))
+    add_dataclass_flags(parser, RunOptions)
 
 
 def flag_values(args: argparse.Namespace) -> dict[str, Any]:

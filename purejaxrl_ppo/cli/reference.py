@@ -10,6 +10,7 @@ import dataclasses
 
 from purejaxrl_ppo.core.algos import config_classes
 from purejaxrl_ppo.core.config import BaseConfig, field_table
+from purejaxrl_ppo.core.rlhf.config import RLHFConfig
 from purejaxrl_ppo.runs.options import RunOptions
 
 
@@ -51,7 +52,9 @@ def config_reference() -> str:
         parts += ["", f"## `{name}`: `{cls.__name__}`", "", _table(cls, own)]
         if redefaulted:
             parts += ["", "Shared fields with another default here:", "", _table(cls, redefaulted)]
-    parts += ["", "## Run options (`RunOptions`: how a run is executed and recorded)", "", _table(RunOptions), ""]
+    parts += ["", "## Run options (`RunOptions`: how a run is executed and recorded)", "", _table(RunOptions)]
+    parts += ["", "## Language models: `RLHFConfig` (`python -m purejaxrl_ppo rlhf`, see docs/rlhf.md)", "",
+              "The flags of `rlhf`, not of `train`; they are not run-file keys.", "", _table(RLHFConfig), ""]
     return "\n".join(parts)
 
 

@@ -52,6 +52,15 @@ OWNED = (
 )
 
 
+#: Everything ``python -m purejaxrl_ppo rlhf`` writes into its run directory (``--overwrite`` removes exactly these;
+#: see :mod:`purejaxrl_ppo.launch.rlhf`).
+RLHF_OWNED = (
+    RUN_FILE, COMPLETE_FILE, "config.json", "checkpoints", "sweep_checkpoints", "corrupt_checkpoints", "sft", "rm",
+    "metrics.csv", "metrics_aggregate.csv", "metrics.jsonl", "metrics.npz", "summary.json", "samples.md",
+    "rlhf_curves.png", "overoptimisation.png", "sweep.json", "sweep_metrics.npz",
+)
+
+
 class RunDirError(ConfigError):
     """The run directory cannot be used as asked (exists, missing, not a run, mismatched, in use)."""
 
@@ -218,10 +227,11 @@ def require_finished(run_dir: Path) -> None:
     raise RunDirError(problem)
 
 
-def prepare_new(run_dir: Path, overwrite: bool) -> None:
+def prepare_new(run_dir: Path, overwrite: bool, owned: tuple[str, ...] = OWNED) -> None:
     """Create ``run_dir`` for a new run; refuse a non-empty one unless ``overwrite``.
 
-    ``overwrite`` removes only what a run writes (:data:`OWNED`); other files stay.
+    ``overwrite`` removes only what a run writes (``owned``: :data:`OWNED` for ``train``,
+    :data:`RLHF_OWNED` for ``rlhf``); other files stay.
     """
     if run_dir.exists() and not run_dir.is_dir():
         raise RunDirError(f"run directory {run_dir} exists and is not a directory")
@@ -231,7 +241,7 @@ def prepare_new(run_dir: Path, overwrite: bool) -> None:
                 f"run directory {run_dir} exists and is not empty; pass --resume {run_dir} to continue it, "
                 "--overwrite to start it afresh, or choose another --out"
             )
-        for name in OWNED:
+        for name in owned:
             path = run_dir / name
             if path.is_dir():
                 shutil.rmtree(path)

@@ -205,7 +205,8 @@ def test_chunked_runner_and_checkpoints_across_device_counts():
     assert "OK runner" in result.stdout
 
 
-def test_sweep_shards_seeds_over_every_device():  # ~20 s: a 4-device subprocess compiling two small sweeps
+@pytest.mark.heavy  # 45-100 s on the 2-core VM; make test: sweep() on one device (tests/launch/test_sweep.py)
+def test_sweep_shards_seeds_over_every_device():  # a 4-device subprocess compiling two small sweeps
     """pjp.sweep with devices=None spreads the seed axis over the 4 devices, with the results of one device."""
     result = run_four_devices(script=SWEEP_CHECK)
     assert result.returncode == 0, result.stdout + result.stderr

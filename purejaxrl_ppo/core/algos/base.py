@@ -131,9 +131,16 @@ def flat_fields(batch: UpdateBatch) -> UpdateBatch:
     return batch if batch.episode_start is None else batch._replace(initial_carry=()).flatten()
 
 
-def normalize(x: jax.Array, eps: float = 1e-8) -> jax.Array:
-    """``(x - mean) / (std + eps)`` over all elements."""
-    return (x - x.mean()) / (x.std() + eps)
+def normalize(x: jax.Array, eps: float = 1e-8, mask: jax.Array | None = None) -> jax.Array:
+    """``(x - mean) / (std + eps)`` over all elements, or with ``mask`` (0/1, shaped like ``x``) over the
+    masked-in elements only (masked-out elements come back 0)."""
+    if mask is None:
+        return (x - x.mean()) / (x.std() + eps)
+    mask = mask.astype(x.dtype)
+    count = jnp.maximum(mask.sum(), 1.0)
+    mean = (x * mask).sum() / count
+    std = jnp.sqrt((jnp.square(x - mean) * mask).sum() / count)
+    return (x - mean) / (std + eps) * mask
 
 
 def minibatch_epochs(

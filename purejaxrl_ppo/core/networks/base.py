@@ -8,7 +8,7 @@ evaluation call a network only through :class:`Network`; feed-forward networks i
 the carry and the reset flags.
 
 Keeping the distribution parameters explicit lets TRPO form Fisher-vector products as
-Jᵀ M J through them (:func:`~purejaxrl_ppo.core.algos.trpo.natural_gradient.make_fisher_vector_product`).
+Jᵀ M J through them (:func:`~purejaxrl_ppo.core.algos.natural_gradient.make_fisher_vector_product`).
 """
 
 from __future__ import annotations

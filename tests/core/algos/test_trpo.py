@@ -9,7 +9,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from helpers import BOX2, discrete_space, fast_jit, log_softmax, random_actor_params, small_network, softmax, time_major
-from purejaxrl_ppo.core.algos.trpo.natural_gradient import tree_axpy, tree_vdot
+from purejaxrl_ppo.core.algos.natural_gradient import tree_axpy, tree_vdot
 from purejaxrl_ppo.core.algos.trpo.update import mean_kl, surrogate
 from purejaxrl_ppo.core.networks import policy_on_transitions, value_on_transitions
 from purejaxrl_ppo.core.types import UpdateBatch

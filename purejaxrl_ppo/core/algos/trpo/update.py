@@ -3,7 +3,7 @@
 Schulman et al. 2015, "Trust Region Policy Optimization", Section 6 and
 Appendix C: maximise the importance-weighted surrogate L(θ) subject to
 mean KL(π_old ‖ π_θ) ≤ δ by (1) solving F s = g with conjugate gradient, where
-F is the Fisher information and g = ∇L (:mod:`.natural_gradient`), (2) scaling s to
+F is the Fisher information and g = ∇L (:mod:`~purejaxrl_ppo.core.algos.natural_gradient`), (2) scaling s to
 the KL boundary, β = √(2δ / sᵀF s), and (3) backtracking until the KL bound holds and
 the surrogate improves. The critic is fitted separately with Adam.
 
@@ -39,7 +39,7 @@ from purejaxrl_ppo.core.algos.base import (
     select_envs,
 )
 from purejaxrl_ppo.core.algos.trpo.config import TRPOConfig
-from purejaxrl_ppo.core.algos.trpo.natural_gradient import tree_axpy, tree_vdot, conjugate_gradient, make_fisher_vector_product
+from purejaxrl_ppo.core.algos.natural_gradient import make_fisher_vector_product, trust_region_step
 from purejaxrl_ppo.core.networks import DistParams, Network, Params, entropy, entropy_noise, value_on_transitions
 from purejaxrl_ppo.core.types import UpdateBatch
 
@@ -167,41 +167,20 @@ class TRPO(Algorithm):
         else:
             fisher_states = batch.obs[fisher_sample(key, batch.obs.shape[0], cfg.fisher_subsample)]
         fvp = make_fisher_vector_product(network, params, fisher_states, cfg.cg_damping)
-        direction = conjugate_gradient(fvp, gradient, cfg.cg_iters)
-        # Appendix C: largest step along s with ½ sᵀF s β² = δ, i.e. β = √(2δ / sᵀF s).
-        shs = tree_vdot(direction, fvp(direction))
-        full_step_scale = jnp.sqrt(2.0 * cfg.max_kl / jnp.maximum(shs, 1e-12))
 
-        def candidate(fraction: jax.Array) -> tuple[Params, jax.Array, jax.Array]:
-            theta = tree_axpy(fraction * full_step_scale, direction, actor_params)
-            kl = mean_kl(network, old_dist_params, network.with_policy_params(params, theta), states)
-            return theta, kl, objective(theta) - old_objective
+        def kl_from_old(theta: Params) -> jax.Array:
+            return mean_kl(network, old_dist_params, network.with_policy_params(params, theta), states)
 
-        def is_acceptable(kl: jax.Array, improvement: jax.Array) -> jax.Array:
-            finite = jnp.logical_and(jnp.isfinite(kl), jnp.isfinite(improvement))
-            return jnp.logical_and(finite, jnp.logical_and(kl <= cfg.max_kl, improvement > 0.0))
-
-        def cond(state):
-            trial, accepted, *_ = state
-            return jnp.logical_and(trial < cfg.line_search_steps, jnp.logical_not(accepted))
-
-        def body(state):
-            trial, _, _, _, _ = state
-            theta, kl, improvement = candidate(cfg.backtrack_coef**trial)
-            return trial + 1, is_acceptable(kl, improvement), theta, kl, improvement
-
-        zero = jnp.zeros((), jnp.float32)
-        init = (jnp.int32(0), jnp.bool_(False), actor_params, zero, zero)
-        trials, accepted, new_theta, kl, improvement = jax.lax.while_loop(cond, body, init)
-        new_theta = jax.tree_util.tree_map(lambda n, o: jnp.where(accepted, n, o), new_theta, actor_params)
+        step = trust_region_step(objective, kl_from_old, actor_params, old_objective, gradient, fvp, cfg.max_kl,
+                                 cfg.cg_iters, cfg.line_search_steps, cfg.backtrack_coef)
         metrics = {
-            "kl": jnp.where(accepted, kl, 0.0),
-            "line_search_accepted": accepted.astype(jnp.float32),
-            "line_search_trials": trials.astype(jnp.float32),
-            "surrogate_improvement": jnp.where(accepted, improvement, 0.0),
+            "kl": step.kl,
+            "line_search_accepted": step.accepted.astype(jnp.float32),
+            "line_search_trials": step.trials.astype(jnp.float32),
+            "surrogate_improvement": step.improvement,
             "entropy": entropy(old_dist, noise).mean(),
         }
-        return new_theta, metrics
+        return step.theta, metrics
 
     def critic_fit(
         self, params: Params, opt_state: optax.OptState, batch: UpdateBatch, key: jax.Array

@@ -1,0 +1,204 @@
+"""``python -m purejaxrl_ppo rlhf``: SFT → reward model → PPO/TRPO on the synthetic language, in a run directory.
+
+Every :class:`~purejaxrl_ppo.core.rlhf.config.RLHFConfig` field is a flag (``--d-model 128``,
+``--algo trpo``, ``--no-normalize-advantages``); the run options are ``--num-seeds``, ``--seed``,
+``--chunk-iterations``, ``--sft-from``/``--rm-from`` (reuse an earlier run's stages),
+``--sweep-kl-coefs``/``--sweep-max-kls`` (extra RL runs for the over-optimisation plot) and
+``--resume DIR``. What the run directory holds: :mod:`purejaxrl_ppo.launch.rlhf`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shlex
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+from purejaxrl_ppo.cli.flags import add_dataclass_flags
+from purejaxrl_ppo.core.config import ConfigError
+from purejaxrl_ppo.core.rlhf.config import RLHFConfig
+
+#: Run options (not config fields) and their defaults; ``None`` in the parser means "not given".
+OPTION_DEFAULTS = {"num_seeds": 4, "seed": 0, "chunk_iterations": 10, "sweep_kl_coefs": (), "sweep_max_kls": (),
+                   "sft_from": None, "rm_from": None}
+
+
+def add_rlhf_parser(sub: Any) -> argparse.ArgumentParser:
+    """The ``rlhf`` subcommand's parser, added to the subparsers ``sub``."""
+    parser = sub.add_parser("rlhf", help="SFT -> reward model -> PPO/TRPO with a KL penalty, on a synthetic language",
+                            description=__doc__.split("\n")[0].replace("``", ""), allow_abbrev=False)
+    parser.add_argument("--out", type=Path, default=None, help="run directory (default runs/rlhf-<algo>)")
+    parser.add_argument("--num-seeds", type=int, default=None, help="RL seeds, vmapped in one program [default: 4]")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="PRNG seed of SFT, the reward model and the RL seeds [default: 0]")
+    parser.add_argument("--chunk-iterations", type=int, default=None,
+                        help="RL iterations per compiled chunk: progress, logs and a checkpoint after each "
+                             "[default: 10]")
+    parser.add_argument("--sft-from", type=Path, default=None, metavar="RUN_DIR",
+                        help="reuse the SFT model of an earlier rlhf run (same model and task fields)")
+    parser.add_argument("--rm-from", type=Path, default=None, metavar="RUN_DIR",
+                        help="reuse the reward model of an earlier rlhf run, and the SFT model it was trained on")
+    parser.add_argument("--sweep-kl-coefs", type=float, nargs="+", default=None, metavar="BETA",
+                        help="also train PPO with each KL coefficient β (all in one program; include 0 for no "
+                             "penalty) for the over-optimisation plot and sweep.json")
+    parser.add_argument("--sweep-max-kls", type=float, nargs="+", default=None, metavar="DELTA",
+                        help="also train TRPO with each trust-region bound δ (one program each), with the run's "
+                             "--kl-coef")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh in an existing non-empty --out")
+    parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
+                        help="continue the run in RUN_DIR (its saved config and options) from its finished stages "
+                             "and newest intact checkpoints")
+    parser.add_argument("--quiet", action="store_true", help="no progress or table; print the summary path only")
+    add_dataclass_flags(parser, RLHFConfig)
+    return parser
+
+
+def _given(args: argparse.Namespace, names: Any) -> dict[str, Any]:
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+
+
+def _fmt(x: Any, digits: int = 3) -> str:
+    return "—" if x is None else "nan" if math.isnan(x) else f"{x:.{digits}f}"
+
+
+def summary_tables(summary: dict[str, Any], sweep: list[dict[str, Any]] | None = None) -> list:
+    """Rich tables of an rlhf summary: the stages, the policy before and after RL, and the sweep (if any)."""
+    from rich.table import Table
+
+    stages = Table(title="RLHF stages")
+    for col in ("stage", "result", "compile s", "run s"):
+        stages.add_column(col, justify="left" if col in ("stage", "result") else "right")
+    timing = summary["stages"]
+
+    def reused(name: str) -> str:
+        return f" (reused from {timing[name]['reused_from']})" if timing[name].get("reused_from") else ""
+
+    rows = [
+        ("SFT", f"held-out loss {_fmt(summary['sft_loss'])} (floor {_fmt(summary['sft_entropy_floor'])})"
+         + reused("sft"), "sft"),
+        ("reward model", f"held-out accuracy {_fmt(summary['rm_accuracy'])} (gold order "
+         f"{_fmt(summary['rm_gold_accuracy'])})" + reused("rm"), "rm"),
+        (f"RL ({summary['algo'].upper()})", f"{summary['num_iterations']} iterations x {summary['num_seeds']} seeds",
+         "rl"),
+        ("sweep", ", ".join(summary["sweep"]) or "—", "sweep"),
+        ("evaluation", "before and after RL", "evaluate"),
+    ]
+    for stage, result, key in rows:
+        stages.add_row(stage, result, _fmt(timing[key]["compile_seconds"], 1), _fmt(timing[key]["run_seconds"], 1))
+    stages.caption = f"wall time {summary['wall_seconds']:.1f} s"
+
+    policy = Table(title="Policy before and after RL (median over seeds, held-out prompts)")
+    for col in ("", "SFT (before)", "after RL"):
+        policy.add_column(col, justify="left" if not col else "right")
+    for name, label in (("gold_score", "gold score"), ("proxy_score", "proxy score (RM)"),
+                        ("kl_to_reference", "KL to reference (nats)")):
+        policy.add_row(label, _fmt(summary[f"{name}_initial"]), _fmt(summary[name]))
+    tables = [stages, policy]
+    if sweep:
+        table = Table(title="Over-optimisation sweep (final evaluation, median over seeds)")
+        for col in ("setting", "KL", "gold", "proxy"):
+            table.add_column(col, justify="left" if col == "setting" else "right")
+        for s in sweep:
+            table.add_row(s["label"], _fmt(s["kl_to_reference"]), _fmt(s["gold_score"]), _fmt(s["proxy_score"]))
+        tables.append(table)
+    return tables
+
+
+class _RLHFProgress:
+    """Stage lines and a rich progress bar per RL group (one line per chunk when not on a terminal)."""
+
+    def __init__(self, console):
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.console = console
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} iterations"),
+            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+            disable=not console.is_terminal,
+        )
+        self.tasks: dict[str, Any] = {}
+
+    def __enter__(self):
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.bar.__exit__(*exc)
+
+    def stage(self, stage: str, message: str) -> None:
+        self.console.print(f"{stage}: {message}")
+
+    def __call__(self, report) -> None:
+        import numpy as np
+
+        if report.group not in self.tasks:
+            self.tasks[report.group] = self.bar.add_task(f"RL {report.label}", total=report.total_iterations, info="")
+        last = {k: float(np.median(report.chunk_metrics[k][:, -1])) for k in ("proxy_score", "gold_score",
+                                                                              "kl_to_reference")}
+        info = (f"proxy {last['proxy_score']:.2f} · gold {last['gold_score']:.2f} · KL {last['kl_to_reference']:.2f}"
+                " (median)")
+        self.bar.update(self.tasks[report.group], completed=report.iterations_done, info=info)
+        if not self.console.is_terminal:
+            self.console.print(f"RL {report.label}: iteration {report.iterations_done}/{report.total_iterations} · "
+                               f"{info} · {report.run_seconds:.0f} s")
+
+
+def cmd_rlhf(args: argparse.Namespace) -> int:
+    import json
+
+    from rich.console import Console
+
+    from purejaxrl_ppo.launch.rlhf import load_rlhf_run, run_rlhf
+    from purejaxrl_ppo.runs.checkpoint import CheckpointError, CorruptCheckpointWarning
+
+    console = Console(stderr=True, quiet=args.quiet, width=None if sys.stderr.isatty() else 120)
+    command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
+    config_flags = _given(args, RLHFConfig.field_help())
+    option_flags = _given(args, OPTION_DEFAULTS)
+    if args.resume is not None:
+        extra = [f"--{n.replace('_', '-')}" for n in (*config_flags, *option_flags)]
+        extra += [flag for flag, value in (("--out", args.out), ("--overwrite", args.overwrite)) if value]
+        if extra:
+            raise ConfigError(f"--resume continues the saved config and options of {args.resume}; {', '.join(extra)} "
+                              "cannot be combined with it")
+        out = args.resume
+        cfg, options = load_rlhf_run(out)
+    else:
+        cfg = RLHFConfig(**config_flags)
+        options = {**OPTION_DEFAULTS, **option_flags}
+        out = args.out or Path("runs") / f"rlhf-{cfg.algo}"
+    options = {**options, "sweep_kl_coefs": tuple(options.get("sweep_kl_coefs") or ()),
+               "sweep_max_kls": tuple(options.get("sweep_max_kls") or ())}
+
+    def show_warning(message, category, *rest, **kwargs):  # said plainly, even if --quiet
+        if issubclass(category, CorruptCheckpointWarning):
+            print(f"warning: {message}", file=sys.stderr)
+        else:
+            previous(message, category, *rest, **kwargs)
+
+    warnings.simplefilter("always", CorruptCheckpointWarning)
+    previous, warnings.showwarning = warnings.showwarning, show_warning
+    try:
+        with _RLHFProgress(console) as progress:
+            summary = run_rlhf(cfg, out, **options, overwrite=args.overwrite, resume=args.resume is not None,
+                               on_progress=progress, on_stage=progress.stage, command=command)
+    except CheckpointError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: python -m purejaxrl_ppo rlhf --resume {shlex.quote(str(out))}",
+              file=sys.stderr)
+        return 130
+    finally:
+        warnings.showwarning = previous
+    sweep_path = out / "sweep.json"
+    sweep = json.loads(sweep_path.read_text())["settings"] if sweep_path.is_file() else None
+    for table in summary_tables(summary, sweep):
+        console.print(table)
+    console.print(f"wrote {out / 'summary.json'}, samples.md, rlhf_curves.png, overoptimisation.png and logs in {out}")
+    if args.quiet:
+        print(out / "summary.json")
+    return 0

@@ -1,0 +1,1 @@
+"""Language-model RLHF on the library's PPO/TRPO pieces: SFT, reward model, RL."""
