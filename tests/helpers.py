@@ -115,3 +115,10 @@ def leaves_equal(a, b) -> None:
 def time_major(batch):
     """A flat ``[B]`` :class:`~purejaxrl_ppo.core.types.UpdateBatch` as a ``[1, B]`` one (flattens back to the same order)."""
     return jax.tree_util.tree_map(lambda x: x[None], batch)
+
+
+def np_log_softmax(x) -> np.ndarray:
+    """float64 log-softmax over the last axis, in NumPy: the independent reference for log-probabilities."""
+    x = np.asarray(x, np.float64)
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))

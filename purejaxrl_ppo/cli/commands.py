@@ -235,18 +235,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def progress_bar(console, unit: str):
+    """A rich ``Progress`` counting ``unit`` (``"updates"``, ``"iterations"``) with an ``info`` field; hidden when
+    ``console`` is not a terminal (the callers then print one line per chunk)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), TextColumn(f"{{task.completed}}/{{task.total}} {unit}"),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+        disable=not console.is_terminal,
+    )
+
+
 class _progress:
     """A rich progress bar (or one line per chunk when not on a terminal), updated once per chunk."""
 
     def __init__(self, console):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
         self.console = console
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} updates"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
-            disable=not console.is_terminal,
-        )
+        self.bar = progress_bar(console, "updates")
         self.task = None
 
     def __enter__(self):

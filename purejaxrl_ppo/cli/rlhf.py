@@ -111,14 +111,10 @@ class _RLHFProgress:
     """Stage lines and a rich progress bar per RL group (one line per chunk when not on a terminal)."""
 
     def __init__(self, console):
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+        from purejaxrl_ppo.cli.commands import progress_bar  # late: commands imports this module
 
         self.console = console
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} iterations"),
-            TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
-            disable=not console.is_terminal,
-        )
+        self.bar = progress_bar(console, "iterations")
         self.tasks: dict[str, Any] = {}
 
     def __enter__(self):

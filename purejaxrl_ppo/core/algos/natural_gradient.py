@@ -129,6 +129,16 @@ class TrustRegionStep(NamedTuple):
     accepted: jax.Array      # bool
     trials: jax.Array        # int32, line-search trials evaluated
 
+    def metrics(self) -> dict[str, jax.Array]:
+        """The step's scalar metrics (float32): ``kl``, ``line_search_accepted``, ``line_search_trials``,
+        ``surrogate_improvement``."""
+        return {
+            "kl": self.kl,
+            "line_search_accepted": self.accepted.astype(jnp.float32),
+            "line_search_trials": self.trials.astype(jnp.float32),
+            "surrogate_improvement": self.improvement,
+        }
+
 
 def trust_region_step(
     objective: Callable[[Params], jax.Array],

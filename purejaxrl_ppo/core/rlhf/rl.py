@@ -269,14 +269,7 @@ def trpo_policy_step(cfg: RLHFConfig, policy: Params, batch: TokenBatch) -> tupl
     fvp = gauss_newton_fvp(logits_of, policy, kl_sum, cfg.cg_damping, num_samples=jnp.maximum(mask.sum(), 1.0))
     step = trust_region_step(objective, kl_from_old, policy, old_objective, gradient, fvp, cfg.max_kl,
                              cfg.cg_iters, cfg.line_search_steps, cfg.backtrack_coef)
-    metrics = {
-        "kl": step.kl,
-        "line_search_accepted": step.accepted.astype(jnp.float32),
-        "line_search_trials": step.trials.astype(jnp.float32),
-        "surrogate_improvement": step.improvement,
-        "entropy": losses.masked_mean(token_entropy(old_logits), mask),
-    }
-    return step.theta, metrics
+    return step.theta, {**step.metrics(), "entropy": losses.masked_mean(token_entropy(old_logits), mask)}
 
 
 def trpo_update(cfg: RLHFConfig, state: RLState, batch: TokenBatch, key: jax.Array

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import np_log_softmax
 
 from purejaxrl_ppo.core.rlhf.config import EOS, PAD, RLHFConfig
 from purejaxrl_ppo.core.rlhf.generate import (
@@ -43,13 +44,6 @@ response_logits_jit = jax.jit(response_logits, static_argnums=1)
 def random_tokens(seed, shape, low=0):
     """``[*shape] int32`` tokens in [low, V), drawn with numpy (no jax op to compile)."""
     return jnp.asarray(np.random.default_rng(seed).integers(low, V, shape), jnp.int32)
-
-
-def np_log_softmax(x):
-    x = np.asarray(x, np.float64)
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
 
 @pytest.fixture(scope="module")
 def lm():

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import np_log_softmax
 
 from purejaxrl_ppo.core.algos import losses
 from purejaxrl_ppo.core.algos.base import normalize
@@ -12,12 +13,6 @@ from purejaxrl_ppo.core.algos.natural_gradient import gauss_newton_fvp, trust_re
 from purejaxrl_ppo.core.rlhf import rl
 from purejaxrl_ppo.core.rlhf.config import EOS, PAD, RLHFConfig
 from purejaxrl_ppo.core.rlhf.generate import response_mask, token_log_probs
-
-
-def log_softmax_np(x):
-    x = np.asarray(x, np.float64)
-    return x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
-
 
 def test_kl_penalty_equals_log_ratio_on_hand_made_logits():
     rng = np.random.default_rng(0)
@@ -31,8 +26,8 @@ def test_kl_penalty_equals_log_ratio_on_hand_made_logits():
     beta = 0.1
     rewards = np.asarray(rl.kl_penalty_rewards(log_probs, ref_log_probs, jnp.asarray(scores), jnp.asarray(mask), beta))
 
-    lp = np.take_along_axis(log_softmax_np(logits), responses[..., None], -1)[..., 0]
-    lr = np.take_along_axis(log_softmax_np(ref_logits), responses[..., None], -1)[..., 0]
+    lp = np.take_along_axis(np_log_softmax(logits), responses[..., None], -1)[..., 0]
+    lr = np.take_along_axis(np_log_softmax(ref_logits), responses[..., None], -1)[..., 0]
     expected = -beta * (lp - lr) * mask
     expected[0, 2] += scores[0]  # the score lands on the last valid token: EOS of response 0 ...
     expected[1, 3] += scores[1]  # ... and the cut-off last token of response 1 (no EOS)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from helpers import np_log_softmax
 
 from purejaxrl_ppo.core.rlhf import generate, model
 from purejaxrl_ppo.core.rlhf import stages as S
@@ -20,13 +21,6 @@ CFG = RLHFConfig(vocab_size=10, prompt_len=3, response_len=8, task_positive=2, t
                  base_mean_length=4.0, d_model=32, num_layers=1, num_heads=2,
                  sft_steps=300, sft_batch_size=32, sft_learning_rate=3e-3,
                  rm_steps=300, rm_batch_size=32, rm_learning_rate=1e-3, rm_train_pairs=1024, eval_size=512)
-
-
-def log_softmax(x):
-    x = np.asarray(x, np.float64)
-    x = x - x.max(-1, keepdims=True)
-    return x - np.log(np.exp(x).sum(-1, keepdims=True))
-
 
 @pytest.fixture(scope="module")
 def task():
@@ -81,7 +75,7 @@ def test_sft_loss_is_the_masked_cross_entropy_of_a_numpy_loop(batch, fresh_param
     for b in range(len(prompts)):
         for t in range(CFG.response_len):
             token = int(responses[b, t])
-            nlls.append(-log_softmax(logits[b, CFG.prompt_len - 1 + t])[token])
+            nlls.append(-np_log_softmax(logits[b, CFG.prompt_len - 1 + t])[token])
             if token == EOS:
                 break
     assert len(nlls) == 1 + 8 + 2 + 4 + 6 + 8

@@ -173,14 +173,7 @@ class TRPO(Algorithm):
 
         step = trust_region_step(objective, kl_from_old, actor_params, old_objective, gradient, fvp, cfg.max_kl,
                                  cfg.cg_iters, cfg.line_search_steps, cfg.backtrack_coef)
-        metrics = {
-            "kl": step.kl,
-            "line_search_accepted": step.accepted.astype(jnp.float32),
-            "line_search_trials": step.trials.astype(jnp.float32),
-            "surrogate_improvement": step.improvement,
-            "entropy": entropy(old_dist, noise).mean(),
-        }
-        return step.theta, metrics
+        return step.theta, {**step.metrics(), "entropy": entropy(old_dist, noise).mean()}
 
     def critic_fit(
         self, params: Params, opt_state: optax.OptState, batch: UpdateBatch, key: jax.Array
