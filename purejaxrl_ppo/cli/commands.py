@@ -9,6 +9,11 @@ summary table and writes metrics, a JSON summary and a learning-curve PNG.
 ``compare`` prints the summaries of several run directories side by side.
 ``render --run DIR`` writes a Brax HTML viewer or a gymnax GIF of a run's policy.
 ``rlhf`` runs SFT, a reward model and PPO/TRPO on a synthetic language (:mod:`purejaxrl_ppo.cli.rlhf`).
+``launch --processes N -- train ...`` runs ``train`` as N local ``jax.distributed`` processes
+(:mod:`purejaxrl_ppo.launch.processes`); ``train`` joins such a process group from the environment
+(``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES``, ``JAX_PROCESS_ID``), from
+``--coordinator-address``/``--num-processes``/``--process-id``, or, with ``--distributed``, from what jax
+detects (SLURM, TPU pods). Process 0 alone prints and writes the run directory.
 """
 
 from __future__ import annotations
@@ -34,8 +39,10 @@ from purejaxrl_ppo.cli.flags import (
 )
 from purejaxrl_ppo.cli.presets import brax_preset
 from purejaxrl_ppo.cli.rlhf import add_rlhf_parser, cmd_rlhf
+from purejaxrl_ppo.launch import distributed
 from purejaxrl_ppo.core.algos import config_classes
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
+from purejaxrl_ppo.launch.processes import add_launch_parser, cmd_launch
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.run_files import (
     SUFFIXES,
@@ -71,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--dump-config", type=Path, default=None, metavar="FILE",
                        help="write the resolved run file (.yaml or .toml; parent directories are created, an "
                             "existing FILE only with --overwrite) and exit without training")
+    group = train.add_argument_group("several processes (jax.distributed; see also the launch command)")
+    group.add_argument("--distributed", action="store_true",
+                       help="join a jax.distributed process group whose parameters jax detects (SLURM, TPU pods)")
+    group.add_argument("--coordinator-address", default=None, metavar="HOST:PORT",
+                       help="process 0's address (else $JAX_COORDINATOR_ADDRESS); implies --distributed")
+    group.add_argument("--num-processes", type=int, default=None, metavar="N", help="processes in the group")
+    group.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
     add_option_flags(train)
     add_config_flags(train)
 
@@ -86,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--plot", type=Path, default=None, help="also write a combined learning-curve PNG here")
 
     add_rlhf_parser(sub)
+    add_launch_parser(sub)
     return parser
 
 
@@ -166,7 +181,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             use_cpu_devices(args.cpu_devices if args.cpu_devices == "auto" else int(args.cpu_devices))
         except ValueError as err:
             raise ConfigError(f"--cpu-devices: {err}") from None
-    console = Console(stderr=True, quiet=args.quiet, width=None if sys.stderr.isatty() else 120)
+    primary = _join_process_group(args)
+    console = Console(stderr=True, quiet=args.quiet or not primary, width=None if sys.stderr.isatty() else 120)
     command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
     if args.restart and args.resume is None:
         raise ConfigError("--restart starts a saved run again from update 0; it needs --resume RUN_DIR")
@@ -178,14 +194,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues the saved config of {args.resume}; {', '.join(extra)} cannot be "
                               f"combined with it (start a new run with --config {args.resume}/config.yaml instead)")
         out, config, options = args.resume, None, None
-        if not args.restart and finished_problem(out) is None:
-            print(f"{out} has finished and its final files are intact; nothing to do", file=sys.stderr)
+        if not args.restart and distributed.broadcast_json(primary and finished_problem(out) is None):
+            if primary:
+                print(f"{out} has finished and its final files are intact; nothing to do", file=sys.stderr)
             return 0
     else:
         config, options = resolve_run(args)
         if args.dump_config is not None:
             if args.dump_config.is_dir():
                 raise ConfigError(f"--dump-config {args.dump_config} is a directory; give a file name")
+            if not primary:
+                return 0
             if args.dump_config.exists() and not args.overwrite:
                 raise ConfigError(f"--dump-config {args.dump_config} exists; pass --overwrite to replace it")
             if args.dump_config.suffix in SUFFIXES:  # else write_run_file refuses it, naming the suffixes
@@ -196,6 +215,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         out = args.out or _default_out(config)
 
     def show_warning(message, category, *rest, **kwargs):  # say these plainly, even if --quiet
+        if not primary:  # process 0 says it once
+            return
         if issubclass(category, (CorruptCheckpointWarning, CollapseWarning)):
             print(f"warning: {message}", file=sys.stderr)
         else:
@@ -209,7 +230,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             result = train_durable(out, config, options, resume=args.resume is not None, overwrite=args.overwrite,
                                    restart=args.restart, command=command, on_chunk=progress,
                                    on_compile=progress.compiling)
+    except distributed.ProcessGroupError:
+        return 2  # process 0 printed why
     except TrainingDiverged as err:
+        if not primary:
+            return 3
         kept = (f"the last verified checkpoint is {err.last_checkpoint}" if err.last_checkpoint
                 else "no verified checkpoint exists")
         print(f"error: training stopped: {err}; that state was not saved, {kept}; the logs in {out} end with "
@@ -218,12 +243,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:
+        if distributed.process_count() == 1:
+            raise
+        _lost_process(err, out)
     except KeyboardInterrupt:
+        if not primary:
+            return 130
         print(f"interrupted; continue with: python -m purejaxrl_ppo train --resume {shlex.quote(str(out))}",
               file=sys.stderr)
         return 130
     finally:
         warnings.showwarning = previous
+    if not primary:
+        return 0
     if args.resume is not None and progress.task is None:  # no chunk ran: the run had finished before
         print(f"{out} had finished all {result.config.num_updates} updates; rewriting its final files",
               file=sys.stderr)
@@ -233,6 +266,43 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.quiet:
         print(paths["summary"])
     return 0
+
+
+#: Exit code of ``train`` when another process of a ``jax.distributed`` group died.
+LOST_PROCESS_EXIT = 4
+
+
+def _lost_process(err: BaseException, out: Path) -> None:
+    """Training with several processes failed: name the dead process (if the service declares one) and exit.
+
+    Exits at once (``os._exit``) with :data:`LOST_PROCESS_EXIT`: jax's own shutdown would wait in a barrier
+    for the dead process and then abort. An error that is not a lost process is re-raised.
+    """
+    import os
+
+    dead = distributed.dead_processes()
+    if not dead:
+        raise err
+    names = ", ".join(map(str, dead))
+    print(f"error: process {distributed.process_index()} stopped: process(es) {names} of the group died "
+          f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); the last complete checkpoint is kept, continue "
+          f"with: python -m purejaxrl_ppo train --resume {shlex.quote(str(out))} (any process count)",
+          file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    os._exit(LOST_PROCESS_EXIT)
+
+
+def _join_process_group(args: argparse.Namespace) -> bool:
+    """Initialise ``jax.distributed`` if the flags or the environment ask for it; True in process 0 (or alone)."""
+    given = [args.coordinator_address, args.num_processes, args.process_id]
+    try:
+        if any(value is not None for value in given) or args.distributed:
+            distributed.initialize(*given)
+        else:
+            distributed.initialize_from_environment()
+    except ValueError as err:
+        raise ConfigError(f"jax.distributed: {err}") from None
+    return distributed.is_primary()
 
 
 def progress_bar(console, unit: str):
@@ -343,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return {"train": cmd_train, "compare": cmd_compare, "render": cmd_render,
-                "rlhf": cmd_rlhf}[args.command](args)
+                "rlhf": cmd_rlhf, "launch": cmd_launch}[args.command](args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

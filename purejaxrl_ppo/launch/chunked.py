@@ -189,6 +189,10 @@ def train_seeds_chunked(
     :class:`TrainingDiverged` before ``on_chunk`` sees that chunk. Compile time
     (ahead-of-time, every distinct chunk size) is measured apart from run time;
     ``on_compile()`` runs just before compiling starts.
+
+    With ``jax.distributed`` (the default devices then span every process) every process
+    calls this with the same arguments; metrics, reports and the result are gathered to
+    every process, so ``on_chunk`` must be given on all processes or on none.
     """
     layout = seed_layout(num_seeds, devices, seeds_per_batch)
     plan = list(plan or chunk_plan(config.num_updates, target_chunks))
@@ -213,7 +217,7 @@ def train_seeds_chunked(
     for index in range(first, len(plan)):
         size = plan[index]
         state, metrics = chunk_fns[size](state, np.int32(done))
-        chunk = layout.take(jax.device_get(metrics))  # waits for the chunk; tiny [seeds, size] arrays
+        chunk = layout.host(metrics)  # waits for the chunk; tiny [seeds, size] arrays (gathered from every process)
         pieces.append(chunk)
         if stop_on_nan and (bad := first_non_finite(chunk, offset=done)) is not None:
             raise TrainingDiverged(*bad, metrics=_concat(pieces))

@@ -56,10 +56,10 @@ SEED_AXIS = "seeds"
 def seed_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D :class:`~jax.sharding.Mesh` with axis ``"seeds"`` over ``devices``.
 
-    ``devices=None`` uses every local device of the default backend
-    (``jax.local_devices()``).
+    ``devices=None`` uses every device of the default backend, every process's
+    (``jax.devices()``; the local devices when ``jax.distributed`` is not initialised).
     """
-    devices = list(jax.local_devices() if devices is None else devices)
+    devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices is empty: give at least one jax.Device (or None for all local devices)")
     return Mesh(np.asarray(devices, dtype=object), (SEED_AXIS,))
@@ -99,11 +99,49 @@ def unpad_seed_axis(tree: Any, num_seeds: int) -> Any:
 _unpad_on_device = jax.jit(unpad_seed_axis, static_argnums=1)
 
 
+def spans_processes(mesh: Mesh) -> bool:
+    """True if some of ``mesh``'s devices belong to another process (``jax.distributed``)."""
+    return any(d.process_index != jax.process_index() for d in mesh.devices.flat)
+
+
+def is_key(x: Any) -> bool:
+    """True for a typed PRNG key array (``jax.random.key``), whose raw data is ``jax.random.key_data``."""
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
+
+
+def _put_global(tree: Any, sharding: NamedSharding) -> Any:
+    """Every process holds the whole host value; each builds its own devices' slices of the global array."""
+
+    def leaf(x):
+        raw = np.asarray(jax.random.key_data(x) if is_key(x) else x)
+        out = jax.make_array_from_callback(raw.shape, sharding, lambda index: raw[index])
+        return jax.random.wrap_key_data(out, impl=x.dtype._impl) if is_key(x) else out
+
+    return jax.tree_util.tree_map(leaf, tree)
+
+
+def gather_seeds(tree: Any) -> Any:
+    """Seed-sharded arrays spread over several processes -> the whole NumPy arrays on every process.
+
+    Uses ``multihost_utils.process_allgather`` (a collective: every process must call it).
+    Typed PRNG keys come back as keys (host-local arrays).
+    """
+    from jax.experimental import multihost_utils
+
+    def leaf(x):
+        raw = np.asarray(multihost_utils.process_allgather(jax.random.key_data(x) if is_key(x) else x, tiled=True))
+        return jax.random.wrap_key_data(raw, impl=x.dtype._impl) if is_key(x) else raw
+
+    return jax.tree_util.tree_map(leaf, tree)
+
+
 def shard_seed_axis(tree: Any, mesh: Mesh) -> Any:
     """Place every leaf (leading seed axis, a multiple of the mesh size) on ``mesh``.
 
     Works for any batch of per-seed pytrees: ``[seeds]`` keys, a
     :class:`~purejaxrl_ppo.core.types.TrainState` with leading ``[seeds]``, metrics.
+    On a mesh over several processes every process must pass the same whole value
+    (each keeps its own devices' slices).
     """
     size = mesh.devices.size
     for leaf in jax.tree_util.tree_leaves(tree):
@@ -112,6 +150,8 @@ def shard_seed_axis(tree: Any, mesh: Mesh) -> Any:
                 f"leading (seed) axis of length {np.shape(leaf)[:1]} is not a multiple of the "
                 f"{size} devices; pad it first with pad_seed_axis(tree, {size})"
             )
+    if spans_processes(mesh):
+        return _put_global(tree, seed_sharding(mesh))
     return jax.device_put(tree, seed_sharding(mesh))
 
 
@@ -181,12 +221,24 @@ class SeedLayout:
         return shard_seed_axis(pad_seed_axis(tree, self._multiple), self.mesh)
 
     def take(self, tree: Any) -> Any:
-        """``[padded_seeds, ...]`` leaves -> the first ``num_seeds`` rows (as is when nothing was padded)."""
+        """``[padded_seeds, ...]`` leaves -> the first ``num_seeds`` rows (as is when nothing was padded).
+
+        On a mesh over several processes the rows are first gathered to every process
+        (:func:`gather_seeds`, a collective), and the result is NumPy.
+        """
+        if spans_processes(self.mesh):
+            return unpad_seed_axis(gather_seeds(tree), self.num_seeds)
         if self.padded_seeds == self.num_seeds:
             return tree
         if all(isinstance(x, jax.Array) for x in jax.tree_util.tree_leaves(tree)):
             return _unpad_on_device(tree, self.num_seeds)  # one program, not one eager slice per leaf
         return unpad_seed_axis(tree, self.num_seeds)
+
+    def host(self, tree: Any) -> Any:
+        """``[padded_seeds, ...]`` leaves -> the first ``num_seeds`` rows as NumPy, on every process."""
+        if spans_processes(self.mesh):
+            return self.take(tree)
+        return unpad_seed_axis(jax.device_get(tree), self.num_seeds)
 
     def map(self, fn: Callable[..., Any], donate: bool = False) -> Callable[..., Any]:
         """``fn(seed_tree, *shared)`` over a placed batch: :func:`map_seeds` with this layout's mesh and blocks."""
@@ -206,7 +258,7 @@ class SeedLayout:
 def seed_layout(
     num_seeds: int, devices: Sequence[jax.Device] | None = None, seeds_per_batch: int | None = None
 ) -> SeedLayout:
-    """:class:`SeedLayout` of ``num_seeds`` over ``devices`` (default: every local device), checked."""
+    """:class:`SeedLayout` of ``num_seeds`` over ``devices`` (default: every device of every process), checked."""
     _check_count("num_seeds", num_seeds)
     if seeds_per_batch is not None:
         _check_count("seeds_per_batch", seeds_per_batch, " or None")

@@ -37,7 +37,8 @@ def train_seeds(
 
     key:             one PRNG key; seed ``i`` trains with ``jax.random.split(key, num_seeds)[i]``
                      (a batch of keys is refused: this function splits the one key itself)
-    devices:         the devices to use (default: every local device)
+    devices:         the devices to use (default: every device; with ``jax.distributed``, every
+                     process's, and every process calls this with the same arguments)
     seeds_per_batch: run each device's seeds in sequential blocks of exactly this
                      many (``jax.lax.map``; the seeds are padded to a multiple of
                      ``devices x seeds_per_batch``): bounds memory and makes the
@@ -48,7 +49,8 @@ def train_seeds(
     Returns a :class:`~purejaxrl_ppo.core.types.TrainOutput` with metrics
     ``[num_seeds, num_updates]`` and a final state with leading ``[num_seeds]``:
     per block of seeds, bit-identical to ``jax.jit(jax.vmap(make_train(config)))``
-    of that block's keys (see the module docstring).
+    of that block's keys (see the module docstring). When the devices span several
+    processes, every process gets every seed's metrics and final state, as NumPy arrays.
     """
     check_single_key(key, hint=f"train_seeds(config, num_seeds, key) splits one key into the {num_seeds} seeds' "
                                "keys itself: pass e.g. jax.random.PRNGKey(seed), not a batch of keys")

@@ -33,6 +33,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
+from purejaxrl_ppo.launch.layout import is_key
 from purejaxrl_ppo.runs.rundir import sha256_file, write_atomic
 
 CHECKSUMS = "checksums.json"
@@ -55,31 +56,27 @@ class Restored(NamedTuple):
     meta: dict[str, Any]
 
 
-def _is_key(x: Any) -> bool:
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
-
-
-def _to_host(tree: Any) -> Any:
+def to_host(tree: Any) -> Any:
     """NumPy copies of every leaf; typed PRNG keys as their raw ``uint32`` data."""
-    return jax.tree_util.tree_map(lambda x: np.asarray(jax.random.key_data(x) if _is_key(x) else x), tree)
+    return jax.tree_util.tree_map(lambda x: np.asarray(jax.random.key_data(x) if is_key(x) else x), tree)
 
 
-def _template(abstract: Any) -> Any:
+def host_template(abstract: Any) -> Any:
     """Zero NumPy arrays shaped like ``abstract`` (``ShapeDtypeStruct`` leaves) to restore into."""
 
     def leaf(x):
-        if _is_key(x):
+        if is_key(x):
             return np.zeros(jax.eval_shape(jax.random.key_data, x).shape, np.uint32)
         return np.zeros(x.shape, x.dtype)
 
     return jax.tree_util.tree_map(leaf, abstract)
 
 
-def _from_host(restored: Any, abstract: Any) -> Any:
+def from_host(restored: Any, abstract: Any) -> Any:
     """Device arrays, re-wrapping typed PRNG keys."""
 
     def leaf(x, a):
-        if _is_key(a):
+        if is_key(a):
             # the key implementation is part of the dtype (``key<fry>``); eval_shape keeps the dtype
             return jax.random.wrap_key_data(x, impl=a.dtype._impl)
         return jax.device_put(x)
@@ -136,7 +133,18 @@ class Checkpointer:
         self.keep = keep
         self.directory = Path(directory).absolute()
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._orbax = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+        # Several processes (jax.distributed): process 0 alone saves and restores (the state is gathered to
+        # the host first), so orbax's barriers must not wait for the others.
+        # Every handler gets the options: one left at the default would wait in a barrier for every process.
+        only_this = ocp.options.MultiprocessingOptions(primary_host=jax.process_index(),
+                                                       active_processes={jax.process_index()})
+        handler = ocp.CompositeCheckpointHandler(
+            composite_options=ocp.CompositeOptions(multiprocessing_options=only_this),
+            state=ocp.StandardCheckpointHandler(multiprocessing_options=only_this),
+            history=ocp.StandardCheckpointHandler(multiprocessing_options=only_this),
+            meta=ocp.JsonCheckpointHandler(multiprocessing_options=only_this),
+        )
+        self._orbax = ocp.Checkpointer(handler, multiprocessing_options=only_this)
         self._clean_leftovers()
 
     def _clean_leftovers(self) -> None:
@@ -159,7 +167,7 @@ class Checkpointer:
         staging.mkdir()
         staged = staging / str(step)
         args = ocp.args.Composite(
-            state=ocp.args.StandardSave(_to_host(state)),
+            state=ocp.args.StandardSave(to_host(state)),
             history=ocp.args.StandardSave({k: np.asarray(v) for k, v in history.items()}),
             meta=ocp.args.JsonSave({**meta, "step": step}),
         )
@@ -210,7 +218,7 @@ class Checkpointer:
             out = self._orbax.restore(
                 self.directory / str(step),
                 args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(_template(abstract_state)),
+                    state=ocp.args.StandardRestore(host_template(abstract_state)),
                     history=ocp.args.StandardRestore(),
                     meta=ocp.args.JsonRestore(),
                 ),
@@ -218,7 +226,7 @@ class Checkpointer:
         except Exception as err:  # orbax/tensorstore raise many types for unreadable or mismatched data
             first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise CheckpointError(f"{self.directory / str(step)} cannot be read: {first_line[:500]}") from err
-        state = _from_host(out.state, abstract_state)
+        state = from_host(out.state, abstract_state)
         history = {k: np.asarray(v) for k, v in dict(out.history).items()}
         return Restored(int(step), state, history, dict(out.meta))
 

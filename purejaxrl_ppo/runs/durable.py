@@ -18,6 +18,16 @@ What survives which fault (each tested in ``tests/runs/test_faults.py``):
 * damaged final files: ``compare``/``render`` refuse the run with a one-line
   error, ``--resume`` rewrites them;
 * two writers: the second one stops with an error naming the first (lock).
+
+**Several processes** (``jax.distributed``; :mod:`purejaxrl_ppo.launch.distributed`): every process calls
+:func:`train_durable` with the same arguments and trains its share of the seeds, but only process 0
+touches the run directory: it takes the lock, writes the run files, restores the newest checkpoint and
+hands the config, plan and restored state to the others (:func:`~purejaxrl_ppo.launch.distributed.broadcast_json`,
+:func:`~purejaxrl_ppo.launch.distributed.broadcast_arrays`), so the other hosts need no shared filesystem.
+Each chunk's metrics and state are gathered to every process; process 0 writes the logs and checkpoints
+(orbax restricted to process 0). Checkpoints hold the unsharded ``[num_seeds, ...]`` state, so a run
+resumes on any process or device count. If process 0 fails while setting up, the others raise
+:class:`~purejaxrl_ppo.launch.distributed.ProcessGroupError` with its message.
 """
 
 from __future__ import annotations
@@ -37,15 +47,16 @@ import numpy as np
 from purejaxrl_ppo.analysis.plots import plot_learning_curves
 from purejaxrl_ppo.core.config import BaseConfig
 from purejaxrl_ppo.core.envs import build_env
+from purejaxrl_ppo.launch import distributed
 from purejaxrl_ppo.launch.chunked import ChunkReport, RunResult, StartPoint, TrainingDiverged, chunk_plan, train_seeds_chunked
 from purejaxrl_ppo.launch.programs import abstract_train_state
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs import sinks as ls
-from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError
+from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError, from_host, host_template, to_host
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.policy_files import POLICY_FILE, save_policy
 from purejaxrl_ppo.runs.rundir import RunDirError
-from purejaxrl_ppo.runs.run_files import run_dict
+from purejaxrl_ppo.runs.run_files import run_dict, split_run_dict
 
 
 class CollapseWarning(UserWarning):
@@ -125,9 +136,23 @@ def train_durable(
     triggers one :class:`CollapseWarning` per kind. ``on_compile()`` runs just before
     compiling. The seeds are split over ``devices`` (default: every local device);
     checkpoints hold unsharded ``[num_seeds, ...]`` arrays, so a run may resume on a
-    different number of devices.
+    different number of devices. With several processes, see the module docstring:
+    process 0 alone reads and writes ``run_dir``.
     """
-    run_dir = Path(run_dir)
+    if not distributed.is_primary():
+        return _follow(on_chunk, devices)
+    announce = _Announcer()
+    try:
+        return _train_primary(Path(run_dir), config, options, resume, overwrite, restart, command, on_chunk,
+                              on_compile, devices, announce)
+    except BaseException as err:
+        announce.error(err)  # the other processes stop with this message instead of waiting for process 0
+        raise
+
+
+def _train_primary(run_dir, config, options, resume, overwrite, restart, command, on_chunk, on_compile, devices,
+                   announce) -> RunResult:
+    """:func:`train_durable` in process 0 (the only process with one process)."""
     if restart and not resume:
         raise ValueError("restart=True only applies when resuming (a new run starts from update 0 anyway)")
     if resume:
@@ -150,7 +175,62 @@ def train_durable(
         if restart:
             _drop_progress(run_dir)
         return _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
-                             devices)
+                             devices, announce)
+
+
+class _Announcer:
+    """Process 0's side of the set-up hand-over: what the others train, or why they cannot (one broadcast)."""
+
+    def __init__(self):
+        self.pending = distributed.process_count() > 1
+
+    def ready(self, config: BaseConfig, options: RunOptions, plan: list[int], start: StartPoint | None,
+              timing: dict[str, Any] | None) -> None:
+        """Send the run's config, options, plan and timings, then the restored state and history (if any)."""
+        if not self.pending:
+            return
+        self.pending = False
+        history = None if start is None else {k: str(np.asarray(v).dtype) for k, v in start.metrics.items()}
+        distributed.broadcast_json({"error": None, "run": run_dict(config, options), "plan": plan, "timing": timing,
+                                    "step": None if start is None else start.updates_done, "history": history})
+        if start is not None:
+            distributed.broadcast_arrays((to_host(start.state), dict(start.metrics)), None)
+
+    def error(self, err: BaseException) -> None:
+        """Send ``err`` (once, and only if the set-up was not sent)."""
+        if self.pending:
+            self.pending = False
+            distributed.broadcast_json({"error": f"{type(err).__name__}: {err}"})
+
+
+def _follow(on_chunk: Callable[[ChunkReport], None] | None, devices: Sequence[jax.Device] | None) -> RunResult:
+    """:func:`train_durable` in a process other than 0: train with what process 0 sends; write nothing."""
+    setup = distributed.broadcast_json(None)
+    if setup["error"] is not None:
+        raise distributed.ProcessGroupError(f"process 0 stopped before training: {setup['error']}")
+    config, options = split_run_dict(setup["run"])
+    start = None
+    if setup["step"] is not None:
+        step, abstract = int(setup["step"]), abstract_train_state(config, options.num_seeds)
+        history = {k: jax.ShapeDtypeStruct((options.num_seeds, step), np.dtype(d)) for k, d in setup["history"].items()}
+        state, metrics = distributed.broadcast_arrays(None, (host_template(abstract), history))
+        start = StartPoint(step, from_host(state, abstract), metrics)
+    try:
+        result = train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=on_chunk or (lambda _: None),
+                                     plan=[int(n) for n in setup["plan"]], start=start, devices=devices,
+                                     seeds_per_batch=options.seeds_per_batch or None)
+    except TrainingDiverged as err:
+        err.last_checkpoint = None  # process 0 names it
+        raise
+    return _finished_timing(result, setup["timing"])
+
+
+def _finished_timing(result: RunResult, timing: dict[str, Any] | None) -> RunResult:
+    """A finished run resumed (no update ran): the timings of the process that finished it."""
+    if result.updates_run == 0 and timing:
+        return dataclasses.replace(result, compile_seconds=float(timing["compile_seconds"]),
+                                   run_seconds=float(timing["run_seconds"]), updates_run=int(timing["updates_run"]))
+    return result
 
 
 def _drop_progress(run_dir: Path) -> None:
@@ -167,7 +247,7 @@ def _drop_progress(run_dir: Path) -> None:
 
 
 def _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
-                  devices) -> RunResult:
+                  devices, announce) -> RunResult:
     """The body of :func:`train_durable`, run while holding the run directory's lock."""
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=options.keep_checkpoints)
     meta = {"config": config.to_dict(), "options": options.to_dict(), "plan": plan}
@@ -179,6 +259,7 @@ def _train_locked(run_dir, config, options, plan, info, resume, restart, command
     if start is None or start.updates_done < config.num_updates:  # training again: not finished until saved
         (run_dir / rundir.COMPLETE_FILE).unlink(missing_ok=True)
     sinks = _open_sinks(run_dir, config, options, info, start)
+    announce.ready(config, options, plan, start, timing)
     logged = 0 if start is None else start.updates_done
     collapse = _CollapseCheck(config, options)
 
@@ -195,7 +276,7 @@ def _train_locked(run_dir, config, options, plan, info, resume, restart, command
         if on_chunk is not None:
             on_chunk(report)
 
-    try:
+    try:  # after_chunk on every process: with several, each chunk's state is gathered to all (a collective)
         result = train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=after_chunk, plan=plan,
                                      start=start, devices=devices, seeds_per_batch=options.seeds_per_batch or None,
                                      on_compile=on_compile if start is None or start.updates_done < config.num_updates
@@ -210,10 +291,7 @@ def _train_locked(run_dir, config, options, plan, info, resume, restart, command
         for sink in sinks:
             sink.close()
         checkpointer.close()
-    if result.updates_run == 0 and timing:  # a finished run resumed: the timings of the process that finished it
-        result = dataclasses.replace(result, compile_seconds=float(timing["compile_seconds"]),
-                                     run_seconds=float(timing["run_seconds"]), updates_run=int(timing["updates_run"]))
-    return result
+    return _finished_timing(result, timing)
 
 
 class _CollapseCheck:

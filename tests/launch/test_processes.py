@@ -1,0 +1,195 @@
+"""Several ``jax.distributed`` processes on localhost (gloo collectives, one CPU device each).
+
+* ``train_seeds`` over two processes equals the one-process two-device run, bit for bit;
+* ``launch --processes 2 -- train`` writes one run directory equal to the one-process run's
+  (metrics, logs, policy, every checkpoint);
+* a process killed mid-run: the survivor exits within a bounded time naming the dead process,
+  and ``--resume`` with two processes, or with one, ends equal to the uninterrupted run;
+* a set-up error of process 0 (a non-empty ``--out``) stops the other process too.
+
+The launcher's own supervision (signals, exit codes) is tested on plain scripts in
+``test_processes_launcher.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import leaves_equal
+from purejaxrl_ppo.cli.commands import LOST_PROCESS_EXIT, main
+from purejaxrl_ppo.launch.processes import free_port, launch, process_environments
+from purejaxrl_ppo.launch.programs import abstract_train_state
+from purejaxrl_ppo.runs import rundir
+from purejaxrl_ppo.runs.checkpoint import Checkpointer
+from purejaxrl_ppo.runs.run_files import load_run_file
+
+pytestmark = pytest.mark.timeout(300)
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_FILE = """\
+algo: ppo
+env_name: CartPole-v1
+num_envs: 2
+num_steps: 16
+total_timesteps: 256   # 8 updates
+hidden_sizes: [8]
+num_minibatches: 2
+update_epochs: 1
+num_seeds: 3           # 2 devices: padded to 4, the padding dropped
+seeds_per_batch: 1     # bit for bit on any device count
+seed: 3
+chunk_updates: 2       # 4 chunks, a checkpoint after each
+keep_checkpoints: 4
+"""
+LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl", "policy.msgpack", "config.json")
+
+#: ``python killer.py ARGS``: the CLI, where process $KILL_PROCESS SIGKILLs itself at its $KILL_AT-th gather of
+#: seeds (two per chunk: metrics, then state; the 6th is chunk 3's state, after process 0 saved checkpoint 4).
+KILLER = textwrap.dedent("""\
+    import os, signal, sys
+    import purejaxrl_ppo.launch.layout as layout
+    from purejaxrl_ppo.cli import main
+    if os.environ.get("JAX_PROCESS_ID") == os.environ["KILL_PROCESS"]:
+        real, calls = layout.gather_seeds, [0]
+        def gather(tree):
+            calls[0] += 1
+            if calls[0] == int(os.environ["KILL_AT"]):
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(tree)
+        layout.gather_seeds = gather
+    sys.exit(main(sys.argv[1:]))
+""")
+
+#: ``python seeds.py OUT``: ``train_seeds`` over every process's devices; each process saves what it got.
+SEEDS = textwrap.dedent("""\
+    import sys
+    import numpy as np
+    import purejaxrl_ppo as pjp
+    from purejaxrl_ppo.launch import distributed
+    distributed.initialize_from_environment()
+    import jax
+    config = pjp.PPOConfig(num_envs=2, num_steps=16, total_timesteps=128, hidden_sizes=(8,), num_minibatches=2,
+                           update_epochs=1)
+    out = pjp.train_seeds(config, num_seeds=3, key=jax.random.PRNGKey(7), seeds_per_batch=1)
+    assert jax.device_count() == 2, jax.devices()
+    leaves = [np.asarray(jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x)
+              for x in jax.tree_util.tree_leaves(out)]
+    assert leaves[0].shape[0] == 3
+    np.savez(f"{sys.argv[1]}-{jax.process_index()}.npz", *leaves)
+""")
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), **extra}
+
+
+@pytest.fixture(scope="module")
+def run_file(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(RUN_FILE)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(run_file, tmp_path_factory) -> Path:
+    """The uninterrupted one-process run (this process's one device)."""
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert main(["train", "--config", str(run_file), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def _checkpoint_states(run_dir: Path) -> dict[int, object]:
+    config, options = load_run_file(run_dir / rundir.CONFIG_FILE)
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    abstract = abstract_train_state(config, options.num_seeds)
+    return {step: checkpointer.restore(step, abstract) for step in checkpointer.steps()}
+
+
+def assert_same_run(run_dir: Path, reference: Path) -> None:
+    """Finished, and equal to the reference in metrics, logs, policy and every checkpoint (timings aside)."""
+    assert rundir.finished_problem(run_dir) is None
+    with np.load(run_dir / "metrics.npz") as a, np.load(reference / "metrics.npz") as b:
+        assert sorted(a) == sorted(b)
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    for name in LOG_FILES:
+        assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name
+    ours, theirs = _checkpoint_states(run_dir), _checkpoint_states(reference)
+    assert sorted(ours) == sorted(theirs) == [2, 4, 6, 8]
+    for step in ours:
+        leaves_equal(ours[step].state, theirs[step].state)
+        leaves_equal(ours[step].history, theirs[step].history)
+
+
+def test_train_seeds_over_two_processes_equals_one_process_with_two_devices(tmp_path):
+    script = tmp_path / "seeds.py"
+    script.write_text(SEEDS)
+    one = subprocess.run([sys.executable, str(script), str(tmp_path / "one")], capture_output=True, text=True,
+                         env=_env(XLA_FLAGS="--xla_force_host_platform_device_count=2"), timeout=240)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert launch([str(tmp_path / "two")], processes=2, program=[sys.executable, str(script)]) == 0
+    with np.load(tmp_path / "one-0.npz") as a:
+        for process in (0, 1):  # every process gets every seed
+            with np.load(tmp_path / f"two-{process}.npz") as b:
+                assert sorted(a) == sorted(b)
+                for name in a:
+                    np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+
+
+def test_cli_under_the_launcher_equals_the_one_process_run(run_file, reference, tmp_path, capfd):
+    out = tmp_path / "two"
+    assert launch(["train", "--config", str(run_file), "--out", str(out), "--quiet"], processes=2) == 0
+    printed = [line for line in capfd.readouterr().out.splitlines() if not line.startswith("[Gloo]")]  # gloo's C++
+    assert printed == [str(out / "summary.json")]  # process 0 alone prints
+    assert_same_run(out, reference)
+
+
+def test_a_killed_process_stops_the_other_and_resume_finishes_on_two_or_one(run_file, reference, tmp_path, capfd):
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    out = tmp_path / "killed"
+    port = free_port()
+    base = _env(KILL_PROCESS="1", KILL_AT="6", PUREJAXRL_PPO_HEARTBEAT_TIMEOUT="5")
+    procs = [subprocess.Popen([sys.executable, str(killer), "train", "--config", str(run_file), "--out", str(out),
+                               "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
+             for env in process_environments(2, 1, port, base)]  # no launcher: jax alone must notice
+    start = time.monotonic()
+    survivor_err = procs[0].communicate(timeout=240)[1]
+    procs[1].wait(timeout=60)
+    assert procs[1].returncode == -9
+    assert procs[0].returncode == LOST_PROCESS_EXIT, survivor_err[-3000:]
+    errors = [line for line in survivor_err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "process(es) 1 of the group died" in errors[0], survivor_err[-3000:]
+    assert f"--resume {out}" in errors[0]
+    assert time.monotonic() - start < 200
+    assert rundir.finished_problem(out) is not None
+    assert Checkpointer(out / "checkpoints").steps()[-1] in (4, 6)  # the last complete checkpoint is kept
+
+    both, alone = tmp_path / "resumed-on-two", tmp_path / "resumed-on-one"
+    shutil.copytree(out, both)
+    shutil.copytree(out, alone)
+    capfd.readouterr()
+    assert launch(["train", "--resume", str(both), "--quiet"], processes=2) == 0
+    assert_same_run(both, reference)
+    assert main(["train", "--resume", str(alone), "--quiet"]) == 0
+    assert_same_run(alone, reference)
+
+
+def test_a_set_up_error_of_process_0_stops_every_process(run_file, tmp_path, capfd):
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("not a run")
+    assert launch(["train", "--config", str(run_file), "--out", str(out), "--quiet"], processes=2) == 2
+    err = capfd.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert len(errors) == 1 and not errors[0].startswith("[process 1]"), err  # process 1 exits quietly
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
