@@ -26,7 +26,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NoReturn, Sequence
 
 # Importing any purejaxrl_ppo module runs the package __init__ first, which applies
 # the XLA:CPU deadlock workaround before jax starts its backend.
@@ -232,7 +232,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                    on_compile=progress.compiling)
     except distributed.ProcessGroupError:
         return 2  # process 0 printed why
-    except TrainingDiverged as err:
+    except TrainingDiverged as err:  # every process sees the same gathered metrics, so all stop here together
         if not primary:
             return 3
         kept = (f"the last verified checkpoint is {err.last_checkpoint}" if err.last_checkpoint
@@ -240,13 +240,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: training stopped: {err}; that state was not saved, {kept}; the logs in {out} end with "
               f"update {err.update}", file=sys.stderr)
         return 3
-    except CheckpointError as err:
+    except Exception as err:
+        if distributed.process_count() > 1 and not getattr(err, "told_process_group", False):
+            _leave_process_group(err, out)
+        if not isinstance(err, CheckpointError):
+            raise
         print(f"error: {err}", file=sys.stderr)
         return 2
-    except Exception as err:
-        if distributed.process_count() == 1:
-            raise
-        _lost_process(err, out)
     except KeyboardInterrupt:
         if not primary:
             return 130
@@ -272,24 +272,51 @@ def cmd_train(args: argparse.Namespace) -> int:
 LOST_PROCESS_EXIT = 4
 
 
-def _lost_process(err: BaseException, out: Path) -> None:
-    """Training with several processes failed: name the dead process (if the service declares one) and exit.
+def _leave_process_group(err: BaseException, out: Path) -> NoReturn:
+    """Training with several processes failed in this process after the set-up: say why and exit at once.
 
-    Exits at once (``os._exit``) with :data:`LOST_PROCESS_EXIT`: jax's own shutdown would wait in a barrier
-    for the dead process and then abort. An error that is not a lost process is re-raised.
+    An error raised inside jax (a collective that failed, e.g. gloo's "Connection reset by peer"): ask the
+    coordination service which process died (it declares one within the heartbeat timeout), name it and exit
+    with :data:`LOST_PROCESS_EXIT`. Any other error, or one no death explains, is this process's own: print it as one process would (``error: ...``, or the traceback of an
+    unexpected error) and exit with 2 (a checkpoint or configuration error) or 1; the others, left in a
+    collective, then stop with :data:`LOST_PROCESS_EXIT` naming this process. Exits with ``os._exit``:
+    jax's own shutdown would wait in a barrier for processes that are not coming.
     """
     import os
+    import traceback
 
-    dead = distributed.dead_processes()
-    if not dead:
-        raise err
-    names = ", ".join(map(str, dead))
-    print(f"error: process {distributed.process_index()} stopped: process(es) {names} of the group died "
-          f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); the last complete checkpoint is kept, continue "
-          f"with: python -m purejaxrl_ppo train --resume {shlex.quote(str(out))} (any process count)",
-          file=sys.stderr, flush=True)
+    from purejaxrl_ppo.runs.checkpoint import CheckpointError
+
+    me = distributed.process_index()
+    resume = f"python -m purejaxrl_ppo train --resume {shlex.quote(str(out))} (any process count)"
+    dead = distributed.dead_processes() if _raised_in_jax(err) else []
+    if dead:
+        first = str(err).splitlines()[0][:200] if str(err) else ""
+        print(f"error: process {me} stopped: process(es) {', '.join(map(str, dead))} of the group died "
+              f"({type(err).__name__}: {first}); the last complete checkpoint is kept, continue with: {resume}",
+              file=sys.stderr, flush=True)
+        code = LOST_PROCESS_EXIT
+    else:
+        if isinstance(err, (ConfigError, CheckpointError)):
+            print(f"error: {err}", file=sys.stderr)
+        else:
+            traceback.print_exception(err)
+        print(f"error: process {me} failed, so every process of the group stops; the last complete checkpoint "
+              f"is kept, continue with: {resume}", file=sys.stderr, flush=True)
+        code = 2 if isinstance(err, (ConfigError, CheckpointError)) else 1
     sys.stdout.flush()
-    os._exit(LOST_PROCESS_EXIT)
+    os._exit(code)
+
+
+def _raised_in_jax(err: BaseException) -> bool:
+    """True if ``err`` came from jax's own code (its innermost frame is in a ``jax``/``jaxlib`` module)."""
+    from jax.errors import JaxRuntimeError
+
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = "" if tb is None else tb.tb_frame.f_globals.get("__name__", "")
+    return isinstance(err, JaxRuntimeError) or module.split(".")[0] in ("jax", "jaxlib")
 
 
 def _join_process_group(args: argparse.Namespace) -> bool:

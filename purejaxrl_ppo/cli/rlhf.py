@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shlex
 import sys
 import warnings
@@ -20,6 +21,7 @@ from typing import Any
 from purejaxrl_ppo.cli.flags import add_dataclass_flags
 from purejaxrl_ppo.core.config import ConfigError
 from purejaxrl_ppo.core.rlhf.config import RLHFConfig
+from purejaxrl_ppo.launch.distributed import ENV_COORDINATOR
 
 #: Run options (not config fields) and their defaults; ``None`` in the parser means "not given".
 OPTION_DEFAULTS = {"num_seeds": 4, "seed": 0, "chunk_iterations": 10, "sweep_kl_coefs": (), "sweep_max_kls": (),
@@ -150,6 +152,9 @@ def cmd_rlhf(args: argparse.Namespace) -> int:
     from purejaxrl_ppo.launch.rlhf import load_rlhf_run, run_rlhf
     from purejaxrl_ppo.runs.checkpoint import CheckpointError, CorruptCheckpointWarning
 
+    if ENV_COORDINATOR in os.environ:  # each process would run the whole pipeline into the same --out
+        raise ConfigError(f"rlhf runs in one process (use its --num-seeds and devices), but {ENV_COORDINATOR} is "
+                          "set: start it without a jax.distributed process group")
     console = Console(stderr=True, quiet=args.quiet, width=None if sys.stderr.isatty() else 120)
     command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
     config_flags = _given(args, RLHFConfig.field_help())

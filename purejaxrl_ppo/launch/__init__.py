@@ -5,4 +5,8 @@
 * ``seeds.py``    :func:`train_seeds`: whole runs of many seeds
 * ``chunked.py``  :func:`train_seeds_chunked`: the same runs in chunks, the host acting between them
 * ``sweep.py``    :func:`sweep`: hyperparameter grids × seeds in one program
+* ``distributed.py`` several processes, one job: ``jax.distributed`` set-up, process 0's broadcasts,
+  which process died
+* ``processes.py`` ``python -m purejaxrl_ppo launch``: N local processes of one job, supervised
+* ``rlhf.py``     the RLHF pipeline's run directory (stages, RL, sweeps, resume)
 """

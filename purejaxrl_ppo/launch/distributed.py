@@ -27,8 +27,8 @@ import numpy as np
 #: Seconds without a heartbeat after which the coordination service declares a process dead.
 HEARTBEAT_SECONDS = int(os.environ.get("PUREJAXRL_PPO_HEARTBEAT_TIMEOUT", "20"))
 
-ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
-ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"
+ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"  # read by jax.distributed.initialize itself
+ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"  # read by initialize_from_environment
 ENV_PROCESS_ID = "JAX_PROCESS_ID"
 
 
@@ -130,27 +130,51 @@ def broadcast_arrays(tree: Any, template: Any) -> Any:
 def dead_processes(wait_seconds: float | None = None) -> list[int]:
     """Processes the coordination service has declared dead, waiting up to ``wait_seconds`` for one to show.
 
-    The service notices a dead process when its heartbeat times out (:data:`HEARTBEAT_SECONDS`), so a
-    collective that failed because a peer vanished is explained within that time. Empty with one process,
-    or if the service cannot be asked.
+    The service notices a dead process when its heartbeat times out (:data:`HEARTBEAT_SECONDS`, the default
+    wait plus 5 s), so a collective that failed because a peer vanished is explained within that time.
+    ``[0]`` in another process if the service (which runs in process 0) is gone; empty with one process, if
+    nobody died, or if the service does not answer in time (its query waits for every live process to ask
+    too, so a process that failed alone gets no answer: it learns nothing and must not wait for one).
     """
     if process_count() == 1:
         return []
     import time
 
-    from jax._src import distributed as jax_distributed
-
     ids = list(range(process_count()))
     deadline = time.monotonic() + (HEARTBEAT_SECONDS + 5 if wait_seconds is None else wait_seconds)
     while True:
-        try:
-            live = jax_distributed.global_state.client.get_live_nodes(ids)
-        except Exception:  # the service itself is gone (process 0 died) or refuses: nothing more to learn
+        live = _live_processes(ids, max(0.0, deadline - time.monotonic()))
+        if live is None:
+            return []
+        if isinstance(live, Exception):  # the service itself is gone (process 0 died) or refuses
             return [0] if not is_primary() else []
         dead = sorted(set(ids) - set(live))
         if dead or time.monotonic() >= deadline:
             return dead
         time.sleep(0.5)
+
+
+def _live_processes(ids: list[int], timeout: float) -> list[int] | Exception | None:
+    """The coordination service's live processes among ``ids``; its error; or None after ``timeout`` seconds.
+
+    The query runs in a daemon thread: it blocks until every live process has asked, which may never happen.
+    """
+    import threading
+
+    from jax._src import distributed as jax_distributed
+
+    answer: list[Any] = []
+
+    def ask() -> None:
+        try:
+            answer.append(list(jax_distributed.global_state.client.get_live_nodes(ids)))
+        except Exception as err:
+            answer.append(err)
+
+    thread = threading.Thread(target=ask, daemon=True, name="live-processes")
+    thread.start()
+    thread.join(timeout)
+    return answer[0] if answer else None
 
 
 def sync(name: str) -> None:

@@ -42,11 +42,11 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
+from purejaxrl_ppo.launch.distributed import ENV_COORDINATOR, ENV_NUM_PROCESSES, ENV_PROCESS_ID
 from purejaxrl_ppo.platform import CPU_DEVICE_COUNT_FLAG
 
-ENV_COORDINATOR = "JAX_COORDINATOR_ADDRESS"  # read by jax.distributed.initialize itself
-ENV_NUM_PROCESSES = "JAX_NUM_PROCESSES"  # read by our CLI (purejaxrl_ppo.launch.distributed)
-ENV_PROCESS_ID = "JAX_PROCESS_ID"
+#: The ``python -m purejaxrl_ppo`` commands that join a process group (the others would run N times over).
+MULTI_PROCESS_COMMANDS = ("train",)
 
 POLL_SECONDS = 0.1
 FORWARDED_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -233,6 +233,9 @@ class _Rest(argparse.Action):
         if not rest:
             parser.error("give the command each process runs after '--', e.g. launch --processes 2 -- train "
                          "--algo ppo")
+        if rest[0] not in MULTI_PROCESS_COMMANDS:
+            parser.error(f"{rest[0]!r} runs in one process; the commands that run as several processes are: "
+                         f"{', '.join(MULTI_PROCESS_COMMANDS)}")
         setattr(namespace, self.dest, rest)
 
 

@@ -39,7 +39,7 @@ import numpy as np
 
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.core.envs import make_env
-from purejaxrl_ppo.launch.layout import seed_layout
+from purejaxrl_ppo.launch.layout import gather_seeds, seed_layout, spans_processes
 from purejaxrl_ppo.launch.programs import sweep_program
 
 
@@ -133,7 +133,8 @@ def sweep(
         fields sweep their Cartesian product; empty or ``None`` runs seeds only.
       num_seeds: seeds per grid point.
       seed: root seed; seed ``i``'s key is ``split(PRNGKey(seed), num_seeds)[i]``.
-      devices: the devices the seeds are split over (default: every local device).
+      devices: the devices the seeds are split over (default: every device of every process; with
+        ``jax.distributed`` every process gets the whole result).
 
     Returns a :class:`SweepResult` with metrics ``[*grid sizes, num_seeds, num_updates]``.
     """
@@ -153,7 +154,8 @@ def sweep(
 
     start = time.perf_counter()
     metrics = sweep_program(config, layout)(layout.put(keys), stacked)
-    metrics = {k: np.asarray(v)[:, :num_seeds] for k, v in jax.device_get(metrics).items()}
+    metrics = gather_seeds(metrics) if spans_processes(layout.mesh) else jax.device_get(metrics)
+    metrics = {k: np.asarray(v)[:, :num_seeds] for k, v in metrics.items()}
     seconds = time.perf_counter() - start
 
     shape = tuple(len(grid[n]) for n in names)

@@ -27,7 +27,11 @@ hands the config, plan and restored state to the others (:func:`~purejaxrl_ppo.l
 Each chunk's metrics and state are gathered to every process; process 0 writes the logs and checkpoints
 (orbax restricted to process 0). Checkpoints hold the unsharded ``[num_seeds, ...]`` state, so a run
 resumes on any process or device count. If process 0 fails while setting up, the others raise
-:class:`~purejaxrl_ppo.launch.distributed.ProcessGroupError` with its message.
+:class:`~purejaxrl_ppo.launch.distributed.ProcessGroupError` with its message, and process 0's exception
+carries ``told_process_group = True`` (every process can exit normally). A failure after the set-up
+leaves the others inside a collective: the failing process must exit, and the others then fail in that
+collective and learn who died from :func:`~purejaxrl_ppo.launch.distributed.dead_processes` (the CLI does
+both).
 """
 
 from __future__ import annotations
@@ -146,7 +150,8 @@ def train_durable(
         return _train_primary(Path(run_dir), config, options, resume, overwrite, restart, command, on_chunk,
                               on_compile, devices, announce)
     except BaseException as err:
-        announce.error(err)  # the other processes stop with this message instead of waiting for process 0
+        if announce.error(err):  # the other processes stop with this message instead of waiting for process 0
+            err.told_process_group = True  # so the CLI exits as with one process: nobody is left waiting
         raise
 
 
@@ -196,11 +201,13 @@ class _Announcer:
         if start is not None:
             distributed.broadcast_arrays((to_host(start.state), dict(start.metrics)), None)
 
-    def error(self, err: BaseException) -> None:
-        """Send ``err`` (once, and only if the set-up was not sent)."""
-        if self.pending:
-            self.pending = False
-            distributed.broadcast_json({"error": f"{type(err).__name__}: {err}"})
+    def error(self, err: BaseException) -> bool:
+        """Send ``err`` if the set-up was not sent (once); True if it was sent now."""
+        if not self.pending:
+            return False
+        self.pending = False
+        distributed.broadcast_json({"error": f"{type(err).__name__}: {err}"})
+        return True
 
 
 def _follow(on_chunk: Callable[[ChunkReport], None] | None, devices: Sequence[jax.Device] | None) -> RunResult:

@@ -5,6 +5,7 @@
   (metrics, logs, policy, every checkpoint);
 * a process killed mid-run: the survivor exits within a bounded time naming the dead process,
   and ``--resume`` with two processes, or with one, ends equal to the uninterrupted run;
+* an exception in process 0 mid-run: it prints the error and exits, process 1 names it and exits;
 * a set-up error of process 0 (a non-empty ``--out``) stops the other process too.
 
 The launcher's own supervision (signals, exit codes) is tested on plain scripts in
@@ -52,8 +53,9 @@ keep_checkpoints: 4
 """
 LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl", "policy.msgpack", "config.json")
 
-#: ``python killer.py ARGS``: the CLI, where process $KILL_PROCESS SIGKILLs itself at its $KILL_AT-th gather of
-#: seeds (two per chunk: metrics, then state; the 6th is chunk 3's state, after process 0 saved checkpoint 4).
+#: ``python killer.py ARGS``: the CLI, where process $KILL_PROCESS SIGKILLs itself (or raises, if $KILL_HOW is
+#: ``raise``) at its $KILL_AT-th gather of seeds (two per chunk: metrics, then state; the 6th is chunk 3's state,
+#: after process 0 saved checkpoint 4).
 KILLER = textwrap.dedent("""\
     import os, signal, sys
     import purejaxrl_ppo.launch.layout as layout
@@ -63,6 +65,8 @@ KILLER = textwrap.dedent("""\
         def gather(tree):
             calls[0] += 1
             if calls[0] == int(os.environ["KILL_AT"]):
+                if os.environ.get("KILL_HOW") == "raise":
+                    raise RuntimeError("injected failure")
                 os.kill(os.getpid(), signal.SIGKILL)
             return real(tree)
         layout.gather_seeds = gather
@@ -153,15 +157,19 @@ def test_cli_under_the_launcher_equals_the_one_process_run(run_file, reference, 
     assert_same_run(out, reference)
 
 
-def test_a_killed_process_stops_the_other_and_resume_finishes_on_two_or_one(run_file, reference, tmp_path, capfd):
+def _start_killer(tmp_path: Path, run_file: Path, out: Path, **extra: str) -> list[subprocess.Popen]:
+    """Two CLI processes (no launcher: jax alone must notice a death), one of them doomed by ``extra``."""
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
+    base = _env(KILL_AT="6", PUREJAXRL_PPO_HEARTBEAT_TIMEOUT="5", **extra)
+    return [subprocess.Popen([sys.executable, str(killer), "train", "--config", str(run_file), "--out", str(out),
+                              "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
+            for env in process_environments(2, 1, free_port(), base)]
+
+
+def test_a_killed_process_stops_the_other_and_resume_finishes_on_two_or_one(run_file, reference, tmp_path, capfd):
     out = tmp_path / "killed"
-    port = free_port()
-    base = _env(KILL_PROCESS="1", KILL_AT="6", PUREJAXRL_PPO_HEARTBEAT_TIMEOUT="5")
-    procs = [subprocess.Popen([sys.executable, str(killer), "train", "--config", str(run_file), "--out", str(out),
-                               "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
-             for env in process_environments(2, 1, port, base)]  # no launcher: jax alone must notice
+    procs = _start_killer(tmp_path, run_file, out, KILL_PROCESS="1")
     start = time.monotonic()
     survivor_err = procs[0].communicate(timeout=240)[1]
     procs[1].wait(timeout=60)
@@ -192,4 +200,38 @@ def test_a_set_up_error_of_process_0_stops_every_process(run_file, tmp_path, cap
     err = capfd.readouterr().err
     errors = [line for line in err.splitlines() if "error:" in line]
     assert len(errors) == 1 and not errors[0].startswith("[process 1]"), err  # process 1 exits quietly
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert {p.name for p in out.iterdir()} <= {"notes.txt", ".lock"}  # as with one process: no run files
+
+
+def test_an_exception_in_process_1_mid_run_stops_both_naming_it(run_file, tmp_path):
+    out = tmp_path / "failed"
+    procs = _start_killer(tmp_path, run_file, out, KILL_PROCESS="1", KILL_HOW="raise")
+    start = time.monotonic()
+    errs = [proc.communicate(timeout=240)[1] for proc in procs]
+    assert time.monotonic() - start < 200
+    assert procs[1].returncode == 1, errs[1][-3000:]  # an unexpected error: its traceback, then the consequence
+    assert "RuntimeError: injected failure" in errs[1]
+    assert "error: process 1 failed, so every process of the group stops" in errs[1] and f"--resume {out}" in errs[1]
+    assert procs[0].returncode == LOST_PROCESS_EXIT, errs[0][-3000:]  # left in a collective: names process 1
+    errors = [line for line in errs[0].splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "process(es) 1 of the group died" in errors[0], errs[0][-3000:]
+    assert Checkpointer(out / "checkpoints").steps()[-1] == 4  # process 1 failed after checkpoint 4 was saved
+
+
+def test_an_exception_in_process_0_under_the_launcher_stops_the_job_naming_it(run_file, tmp_path, capfd,
+                                                                              monkeypatch):
+    """Process 0 hosts jax's coordination service: when it dies, jax itself stops the others at once."""
+    killer = tmp_path / "killer.py"
+    killer.write_text(KILLER)
+    out = tmp_path / "failed"
+    for name, value in {"KILL_PROCESS": "0", "KILL_HOW": "raise", "KILL_AT": "6"}.items():
+        monkeypatch.setenv(name, value)  # launch() passes this process's environment on
+    start = time.monotonic()
+    code = launch(["train", "--config", str(run_file), "--out", str(out), "--quiet"], processes=2,
+                  program=[sys.executable, str(killer)])
+    assert time.monotonic() - start < 200
+    err = capfd.readouterr().err
+    assert code == 1, err[-3000:]
+    assert "RuntimeError: injected failure" in err and "error: process 0 failed" in err
+    assert "launch: process 0" in err and "exited with code 1" in err, err[-3000:]
+    assert Checkpointer(out / "checkpoints").steps()[-1] == 4
