@@ -4,6 +4,7 @@
     python benchmarks/throughput.py --seeds 1 16 64 --peers rejax sb3-ppo sb3-trpo --setup-peers
     python benchmarks/throughput.py --algos ppo --seeds 1 4 16 64 256 1024 4096 --max-steps-per-call 2000000 --peers
     python benchmarks/throughput.py --seeds --peers purejaxrl brax-ppo --purejaxrl-dir DIR --max-steps-per-call 4000000
+    python benchmarks/throughput.py --processes 2            # 1x1 vs 1x2 devices vs 2 processes (processes.py)
 
 For every (algo, num_envs, num_seeds) point, in a fresh subprocess (so the peak
 RSS is that point's own): compile time (wall and process CPU), first call (compile + run), steady
@@ -575,10 +576,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--setup-peers", action="store_true", help=f"create missing peer venvs under {VENVS}")
     parser.add_argument("--quick", action="store_true", help="small budgets, 1 and 16 seeds, no peers")
     parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--processes", type=int, default=None, metavar="N",
+                        help="instead of the sweep: 1 process x 1 device vs 1 process x N devices vs N processes "
+                             "x 1 device (jax.distributed), CartPole PPO at 2 and 64 seeds, interleaved rounds "
+                             "(benchmarks/processes.py; only --quick and --out apply) -> <out>/processes.json/md")
     parser.add_argument("--point", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.point:
         print(json.dumps(run_point(json.loads(args.point))))
+        return
+    if args.processes is not None:
+        sys.path.insert(0, str(HERE))
+        import processes
+
+        processes.main(["--processes", str(args.processes), "--out", str(args.out), *(["--quick"] * args.quick)],
+                       command=shlex.join(["python", "benchmarks/throughput.py", *(argv or sys.argv[1:])]))
         return
     if args.quick:
         args.seeds, args.total_timesteps, args.peers, args.repeats = [1, 16], 16_384, [], 1

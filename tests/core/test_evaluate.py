@@ -64,6 +64,7 @@ def test_periodic_eval_equals_evaluate_and_leaves_training_unchanged():
         np.testing.assert_allclose(evals[update - 1], np.mean(evaluate(state)), rtol=1e-6)
 
 
+@pytest.mark.heavy  # chunking replays the same scan: tests/core/test_loop.py checks chunked == one scan in CI
 def test_periodic_eval_lands_on_the_same_updates_when_chunked():
     from purejaxrl_ppo.launch.chunked import train_seeds_chunked
 

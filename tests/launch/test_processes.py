@@ -15,6 +15,7 @@ The launcher's own supervision (signals, exit codes) is tested on plain scripts 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -152,7 +153,9 @@ def test_train_seeds_over_two_processes_equals_one_process_with_two_devices(tmp_
 def test_cli_under_the_launcher_equals_the_one_process_run(run_file, reference, tmp_path, capfd):
     out = tmp_path / "two"
     assert launch(["train", "--config", str(run_file), "--out", str(out), "--quiet"], processes=2) == 0
-    printed = [line for line in capfd.readouterr().out.splitlines() if not line.startswith("[Gloo]")]  # gloo's C++
+    # Gloo's C++ prints "[Gloo] Rank i is connected ..." from both processes, and the two lines may interleave
+    printed = [line for line in capfd.readouterr().out.splitlines() if "[Gloo]" not in line and
+               not re.fullmatch(r"[\w\s.:]*(peer ranks|is :|\d)[\w\s.:]*", line)]
     assert printed == [str(out / "summary.json")]  # process 0 alone prints
     assert_same_run(out, reference)
 
@@ -218,6 +221,7 @@ def test_an_exception_in_process_1_mid_run_stops_both_naming_it(run_file, tmp_pa
     assert Checkpointer(out / "checkpoints").steps()[-1] == 4  # process 1 failed after checkpoint 4 was saved
 
 
+@pytest.mark.heavy  # ~25 s; the same exit path as process 1's exception, but jax (not us) stops process 1
 def test_an_exception_in_process_0_under_the_launcher_stops_the_job_naming_it(run_file, tmp_path, capfd,
                                                                               monkeypatch):
     """Process 0 hosts jax's coordination service: when it dies, jax itself stops the others at once."""

@@ -112,7 +112,7 @@ class TokenBatch(NamedTuple):
 
 
 def token_kl(old_logits: jax.Array, new_logits: jax.Array) -> jax.Array:
-    """``[...]`` exact KL(π_old(·|s) ‖ π_new(·|s)) per token from logits ``[..., V]``."""
+    """``[...]`` exact ``KL(π_old(·|s) ‖ π_new(·|s))`` per token from logits ``[..., V]``."""
     return distrax.Categorical(logits=old_logits).kl_divergence(distrax.Categorical(logits=new_logits))
 
 

@@ -47,7 +47,7 @@ def adapt_kl_coef(kl_coef: jax.Array, kl: jax.Array, kl_target: float | jax.Arra
 
 
 def policy_kl(network: Network, old_dist_params: DistParams, new_dist_params: DistParams) -> jax.Array:
-    """Exact KL[π_old(·|s), π(·|s)] per state, ``[M]``, from the two distributions' parameters."""
+    """Exact ``KL[π_old(·|s), π(·|s)]`` per state, ``[M]``, from the two distributions' parameters."""
     return network.distribution(old_dist_params).kl_divergence(network.distribution(new_dist_params))
 
 

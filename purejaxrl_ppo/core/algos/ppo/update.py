@@ -94,7 +94,7 @@ class PPO(Algorithm):
         For the KL objectives the old policy's distribution parameters are
         computed once on the whole batch (the actor has not moved since
         the rollout) and shuffled with it. ``kl_adaptive`` then measures
-        d = E_s[KL[π_old(·|s), π(·|s)]] exactly over the batch with the updated
+        ``d = E_s[KL[π_old(·|s), π(·|s)]]`` exactly over the batch with the updated
         actor and adapts β (:func:`adapt_kl_coef`); metrics add ``kl`` (that d)
         and ``kl_coef`` (the β this update's loss used). For a tanh-squashed policy each
         transition gets standard-normal noise for the sampled entropy estimate, drawn

@@ -85,7 +85,7 @@ def surrogate(
     ent_coef: float | jax.Array,
     entropy_noise: jax.Array | None = None,
 ) -> jax.Array:
-    """L(θ) = E[π_θ(a|s)/π_old(a|s) · A] + ent_coef · E[H(π_θ(·|s))] over ``[B]`` samples.
+    """``L(θ) = E[π_θ(a|s)/π_old(a|s) · A] + ent_coef · E[H(π_θ(·|s))]`` over ``[B]`` samples.
 
     ``obs``: ``[B, *obs_shape]``, or a time-major sequence :class:`UpdateBatch` (recurrent policy,
     B = T·N); ``action``, ``old_log_prob``, ``advantage`` are ``[B]`` (flattened time-major).
@@ -99,7 +99,7 @@ def surrogate(
 
 
 def mean_kl(network: Network, old_dist_params: DistParams, params: Params, obs: jax.Array | UpdateBatch) -> jax.Array:
-    """E_s[KL(π_old(·|s) ‖ π_θ(·|s))] over ``obs [B, *obs_shape]`` (or a sequence batch, as :func:`surrogate`)."""
+    """``E_s[KL(π_old(·|s) ‖ π_θ(·|s))]`` over ``obs [B, *obs_shape]`` (or a sequence batch, as :func:`surrogate`)."""
     new_dist_params = policy_of(network, params, obs)
     return network.distribution(old_dist_params).kl_divergence(network.distribution(new_dist_params)).mean()
 
