@@ -112,6 +112,50 @@ def leaves_equal(a, b) -> None:
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
+# ----------------------------------------------------------------------------- CLI run directories
+def write_run_file(tmp_path_factory, text: str) -> Path:
+    """``text`` as ``tiny.yaml`` in a fresh temporary folder (for a module-scoped run-file fixture)."""
+    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
+    path.write_text(text)
+    return path
+
+
+def cli_reference_run(run_file: Path, tmp_path_factory) -> Path:
+    """The uninterrupted run of ``run_file``, trained by ``python -m purejaxrl_ppo train`` in this process."""
+    from purejaxrl_ppo.cli.commands import main
+
+    out = tmp_path_factory.mktemp("reference") / "run"
+    assert main(["train", "--config", str(run_file), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+def checkpoint_states(run_dir: Path, steps=None) -> dict:
+    """``{step: restored checkpoint}`` of a run directory (every checkpoint, or only ``steps``)."""
+    from purejaxrl_ppo.launch.programs import abstract_train_state
+    from purejaxrl_ppo.runs import rundir
+    from purejaxrl_ppo.runs.checkpoint import Checkpointer
+    from purejaxrl_ppo.runs.run_files import load_run_file
+
+    config, options = load_run_file(run_dir / rundir.CONFIG_FILE)
+    checkpointer = Checkpointer(run_dir / "checkpoints")
+    abstract = abstract_train_state(config, options.num_seeds)
+    steps = checkpointer.steps() if steps is None else steps
+    return {step: checkpointer.restore(step, abstract) for step in steps}
+
+
+def assert_same_results(run_dir: Path, reference: Path, files) -> None:
+    """``run_dir`` finished, its ``metrics.npz`` equal to the reference's and ``files`` byte-identical."""
+    from purejaxrl_ppo.runs import rundir
+
+    assert rundir.finished_problem(run_dir) is None
+    with np.load(run_dir / "metrics.npz") as a, np.load(reference / "metrics.npz") as b:
+        assert sorted(a) == sorted(b)
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    for name in files:
+        assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name
+
+
 def time_major(batch):
     """A flat ``[B]`` :class:`~purejaxrl_ppo.core.types.UpdateBatch` as a ``[1, B]`` one (flattens back to the same order)."""
     return jax.tree_util.tree_map(lambda x: x[None], batch)

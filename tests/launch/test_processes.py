@@ -26,13 +26,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from helpers import leaves_equal
+from helpers import assert_same_results, checkpoint_states, cli_reference_run, leaves_equal, write_run_file
 from purejaxrl_ppo.cli.commands import LOST_PROCESS_EXIT, main
 from purejaxrl_ppo.launch.processes import free_port, launch, process_environments
-from purejaxrl_ppo.launch.programs import abstract_train_state
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.checkpoint import Checkpointer
-from purejaxrl_ppo.runs.run_files import load_run_file
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -99,36 +97,19 @@ def _env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def run_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(RUN_FILE)
-    return path
+    return write_run_file(tmp_path_factory, RUN_FILE)
 
 
 @pytest.fixture(scope="module")
 def reference(run_file, tmp_path_factory) -> Path:
     """The uninterrupted one-process run (this process's one device)."""
-    out = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["train", "--config", str(run_file), "--out", str(out), "--quiet"]) == 0
-    return out
-
-
-def _checkpoint_states(run_dir: Path) -> dict[int, object]:
-    config, options = load_run_file(run_dir / rundir.CONFIG_FILE)
-    checkpointer = Checkpointer(run_dir / "checkpoints")
-    abstract = abstract_train_state(config, options.num_seeds)
-    return {step: checkpointer.restore(step, abstract) for step in checkpointer.steps()}
+    return cli_reference_run(run_file, tmp_path_factory)
 
 
 def assert_same_run(run_dir: Path, reference: Path) -> None:
     """Finished, and equal to the reference in metrics, logs, policy and every checkpoint (timings aside)."""
-    assert rundir.finished_problem(run_dir) is None
-    with np.load(run_dir / "metrics.npz") as a, np.load(reference / "metrics.npz") as b:
-        assert sorted(a) == sorted(b)
-        for name in a:
-            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    for name in LOG_FILES:
-        assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name
-    ours, theirs = _checkpoint_states(run_dir), _checkpoint_states(reference)
+    assert_same_results(run_dir, reference, LOG_FILES)
+    ours, theirs = checkpoint_states(run_dir), checkpoint_states(reference)
     assert sorted(ours) == sorted(theirs) == [2, 4, 6, 8]
     for step in ours:
         leaves_equal(ours[step].state, theirs[step].state)

@@ -24,15 +24,12 @@ import textwrap
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from helpers import leaves_equal
+from helpers import assert_same_results, checkpoint_states, cli_reference_run, leaves_equal, write_run_file
 from purejaxrl_ppo.cli.commands import main
-from purejaxrl_ppo.launch.programs import abstract_train_state
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.checkpoint import CHECKSUMS, Checkpointer, CorruptCheckpointWarning
-from purejaxrl_ppo.runs.run_files import load_run_file
 
 RUN_FILE = """\
 algo: ppo
@@ -64,17 +61,13 @@ class Crash(BaseException):
 
 @pytest.fixture(scope="module")
 def run_file(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("config") / "tiny.yaml"
-    path.write_text(RUN_FILE)
-    return path
+    return write_run_file(tmp_path_factory, RUN_FILE)
 
 
 @pytest.fixture(scope="module")
 def reference(run_file, tmp_path_factory) -> Path:
     """The uninterrupted run, trained by the CLI."""
-    out = tmp_path_factory.mktemp("reference") / "run"
-    assert main(["train", "--config", str(run_file), "--out", str(out), "--quiet"]) == 0
-    return out
+    return cli_reference_run(run_file, tmp_path_factory)
 
 
 def train(run_file: Path, out: Path) -> int:
@@ -103,19 +96,12 @@ class crash_at:
 
 
 def final_state(run_dir: Path):
-    config, options = load_run_file(run_dir / rundir.CONFIG_FILE)
-    return Checkpointer(run_dir / "checkpoints").restore(FINAL_UPDATE, abstract_train_state(config, options.num_seeds)).state
+    return checkpoint_states(run_dir, [FINAL_UPDATE])[FINAL_UPDATE].state
 
 
 def assert_same_run(run_dir: Path, reference: Path) -> None:
     """Finished, intact, and byte-identical to the reference in every result (timings aside)."""
-    assert rundir.finished_problem(run_dir) is None
-    with np.load(run_dir / "metrics.npz") as a, np.load(reference / "metrics.npz") as b:
-        assert sorted(a) == sorted(b)
-        for name in a:
-            np.testing.assert_array_equal(a[name], b[name], err_msg=name)
-    for name in (*LOG_FILES, "policy.msgpack", "config.json"):
-        assert (run_dir / name).read_bytes() == (reference / name).read_bytes(), name
+    assert_same_results(run_dir, reference, (*LOG_FILES, "policy.msgpack", "config.json"))
     ours, theirs = (json.loads((d / "summary.json").read_text()) for d in (run_dir, reference))
     assert ours["final_return"] == theirs["final_return"]
     leaves_equal(final_state(run_dir), final_state(reference))
