@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shlex
 import sys
 import time
@@ -180,7 +181,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         try:
             use_cpu_devices(args.cpu_devices if args.cpu_devices == "auto" else int(args.cpu_devices))
         except ValueError as err:
-            raise ConfigError(f"--cpu-devices: {err}") from None
+            hint = (" (under `launch`, each process's device count is its --devices-per-process)"
+                    if distributed.ENV_COORDINATOR in os.environ else "")
+            raise ConfigError(f"--cpu-devices: {err}{hint}") from None
     primary = _join_process_group(args)
     console = Console(stderr=True, quiet=args.quiet or not primary, width=None if sys.stderr.isatty() else 120)
     command = "python -m purejaxrl_ppo " + " ".join(shlex.quote(a) for a in args.argv)
@@ -277,12 +280,12 @@ def _leave_process_group(err: BaseException, out: Path) -> NoReturn:
 
     An error raised inside jax (a collective that failed, e.g. gloo's "Connection reset by peer"): ask the
     coordination service which process died (it declares one within the heartbeat timeout), name it and exit
-    with :data:`LOST_PROCESS_EXIT`. Any other error, or one no death explains, is this process's own: print it as one process would (``error: ...``, or the traceback of an
-    unexpected error) and exit with 2 (a checkpoint or configuration error) or 1; the others, left in a
-    collective, then stop with :data:`LOST_PROCESS_EXIT` naming this process. Exits with ``os._exit``:
-    jax's own shutdown would wait in a barrier for processes that are not coming.
+    with :data:`LOST_PROCESS_EXIT`. Any other error, or one no death explains, is this process's own: print
+    it as one process would (``error: ...``, or the traceback of an unexpected error) and exit with 2 (a
+    checkpoint or configuration error) or 1; the others, left in a collective, then stop with
+    :data:`LOST_PROCESS_EXIT` naming this process. Exits with ``os._exit``: jax's own shutdown would wait in
+    a barrier for processes that are not coming.
     """
-    import os
     import traceback
 
     from purejaxrl_ppo.runs.checkpoint import CheckpointError
