@@ -37,14 +37,15 @@ STUDY_ARGS ?= --envs CartPole-v1 Acrobot-v1 Pendulum-v1 Breakout-MinAtar brax/in
 study: install
 	PYTHONPATH=$(CURDIR) $(BIN)/python benchmarks/sample_efficiency.py $(STUDY_ARGS) --out benchmarks/results/
 
-# The CI run: unit tests, the CartPole and RLHF learning tests, the multi-process tests, the quickstart and RLHF
-# notebooks (tests marked `heavy` -- Pendulum and Brax learning, the full multi-device matrix -- and the
+# The CI run: unit tests, the CartPole learning tests, the multi-process tests, the quickstart and RLHF
+# notebooks (tests marked `heavy` -- Pendulum, Brax and RLHF learning, the full multi-device matrix -- and the
 # study notebook, whose report code the unit tests cover on synthetic curves, are left to test-all), in
 # TEST_WORKERS pytest-xdist processes (most of a test is a single-threaded XLA compile, so two workers on two
-# cores finish sooner; they share the session's compilation cache, tests/conftest.py).
+# cores finish sooner; they share the session's compilation cache, tests/conftest.py; an idle worker steals
+# queued tests from the other).
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --nbmake -m "not heavy" tests notebooks/quickstart.ipynb \
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --nbmake -m "not heavy" tests notebooks/quickstart.ipynb \
 		notebooks/rlhf.ipynb $(PYTEST_FLAGS)
 
 # Everything, heavy tests included (tens of minutes on a 2-core CPU).

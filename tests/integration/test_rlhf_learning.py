@@ -14,7 +14,9 @@ from purejaxrl_ppo.core.rlhf import rl, stages
 from purejaxrl_ppo.core.rlhf.config import RLHFConfig
 from purejaxrl_ppo.core.rlhf.task import make_task, sample_prompts
 
-pytestmark = pytest.mark.slow
+# ~1-1.5 min of the 2-core CI budget: make test-all (make test trains the tiny pipeline through the CLI tests
+# and notebooks/rlhf.ipynb, and checks the KL penalty and TRPO bound in tests/core/rlhf/)
+pytestmark = [pytest.mark.slow, pytest.mark.heavy]
 
 CFG = RLHFConfig(vocab_size=12, prompt_len=3, response_len=8, d_model=32, num_layers=1, num_heads=2,
                  base_mean_length=4.0, task_positive=2, task_negative=2, sft_steps=200, rm_steps=200,

@@ -20,9 +20,9 @@ def alone(config, num_seeds, seed=0):
 @pytest.mark.parametrize(
     "config,field,values",
     [(PPO, "clip_eps", [0.05, 0.3]),
-     # one swept field per algorithm in the default run; a third (same code path) in make test-all
+     # PPO's in the default run; the others (same code path) in make test-all
      pytest.param(PPO.replace(policy_objective="kl_adaptive"), "kl_target", [0.001, 0.05], marks=pytest.mark.heavy),
-     (TRPO, "max_kl", [0.002, 0.05])],
+     pytest.param(TRPO, "max_kl", [0.002, 0.05], marks=pytest.mark.heavy)],
     ids=["ppo-clip_eps", "ppo-kl_target", "trpo-max_kl"],
 )
 def test_swept_value_equals_a_run_configured_with_it_alone(config, field, values):
