@@ -300,13 +300,14 @@ def _leave_process_group(err: BaseException, out: Path) -> NoReturn:
               file=sys.stderr, flush=True)
         code = LOST_PROCESS_EXIT
     else:
-        if isinstance(err, (ConfigError, CheckpointError)):
+        expected = isinstance(err, (ConfigError, CheckpointError))
+        if expected:
             print(f"error: {err}", file=sys.stderr)
         else:
             traceback.print_exception(err)
         print(f"error: process {me} failed, so every process of the group stops; the last complete checkpoint "
               f"is kept, continue with: {resume}", file=sys.stderr, flush=True)
-        code = 2 if isinstance(err, (ConfigError, CheckpointError)) else 1
+        code = 2 if expected else 1
     sys.stdout.flush()
     os._exit(code)
 

@@ -143,10 +143,16 @@ def test_cli_under_the_launcher_equals_the_one_process_run(run_file, reference, 
     assert_same_run(out, reference)
 
 
-def _start_killer(tmp_path: Path, run_file: Path, out: Path, **extra: str) -> list[subprocess.Popen]:
-    """Two CLI processes (no launcher: jax alone must notice a death), one of them doomed by ``extra``."""
+def _killer(tmp_path: Path) -> Path:
+    """:data:`KILLER` written to ``tmp_path``."""
     killer = tmp_path / "killer.py"
     killer.write_text(KILLER)
+    return killer
+
+
+def _start_killer(tmp_path: Path, run_file: Path, out: Path, **extra: str) -> list[subprocess.Popen]:
+    """Two CLI processes (no launcher: jax alone must notice a death), one of them doomed by ``extra``."""
+    killer = _killer(tmp_path)
     base = _env(KILL_AT="6", PUREJAXRL_PPO_HEARTBEAT_TIMEOUT="5", **extra)
     return [subprocess.Popen([sys.executable, str(killer), "train", "--config", str(run_file), "--out", str(out),
                               "--quiet"], env=env, stderr=subprocess.PIPE, text=True)
@@ -208,8 +214,7 @@ def test_an_exception_in_process_1_mid_run_stops_both_naming_it(run_file, tmp_pa
 def test_an_exception_in_process_0_under_the_launcher_stops_the_job_naming_it(run_file, tmp_path, capfd,
                                                                               monkeypatch):
     """Process 0 hosts jax's coordination service: when it dies, jax itself stops the others at once."""
-    killer = tmp_path / "killer.py"
-    killer.write_text(KILLER)
+    killer = _killer(tmp_path)
     out = tmp_path / "failed"
     for name, value in {"KILL_PROCESS": "0", "KILL_HOW": "raise", "KILL_AT": "6"}.items():
         monkeypatch.setenv(name, value)  # launch() passes this process's environment on
