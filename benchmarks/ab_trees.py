@@ -1,7 +1,8 @@
 """Throughput of two source trees of this package, measured alternately in one invocation.
 
 For a refactor that must not change speed: each point (algorithm, seed count) runs the
-public ``jax.jit(jax.vmap(pjp.make_train(config)))`` program of tree A and tree B in
+public ``jax.jit(jax.vmap(pjp.make_train(config)))`` program (or, with ``--program durable``,
+a whole run as ``train`` runs it: ``pjp.train_durable`` with its chunks, logs and checkpoints) of tree A and tree B in
 separate child processes (``PYTHONPATH`` set to the tree), in the order A B B A repeated,
 so slow drifts of a shared machine hit both trees alike. Each child compiles, runs once
 to warm up, then times ``--calls`` steady-state calls and reports the best.
@@ -36,6 +37,8 @@ def point(spec: dict) -> dict:
 
     values = {"algo": spec["algo"], "env_name": spec["env"], "total_timesteps": spec["total"], **spec.get("set", {})}
     config = pjp.config_from_dict(values)
+    if spec.get("program") == "durable":
+        return durable_point(spec, config)
     keys = jax.random.split(jax.random.PRNGKey(0), spec["seeds"])
     train = jax.jit(jax.vmap(pjp.make_train(config)))
     start = time.perf_counter()
@@ -54,6 +57,21 @@ def point(spec: dict) -> dict:
             "final_return_per_seed": [float(x) for x in finals]}
 
 
+def durable_point(spec: dict, config) -> dict:
+    """One ``train`` run as the command runs it (``pjp.train_durable``: chunks, logs and a checkpoint after each
+    chunk) in a temporary run directory; env-steps/s of its run time (compile excluded), host work included."""
+    import tempfile
+
+    import purejaxrl_ppo as pjp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        result = pjp.train_durable(Path(tmp) / "run", config, pjp.RunOptions(num_seeds=spec["seeds"]))
+    finals = pjp.final_returns(result.metrics["episode_return"])
+    return {**spec, "package": pjp.__file__, "compile_seconds": result.compile_seconds, "seconds": result.run_seconds,
+            "env_steps_per_second": result.env_steps_per_second, "final_return": pjp.summarize(finals),
+            "final_return_per_seed": [float(x) for x in finals]}
+
+
 def _child(tree: Path, spec: dict, timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--point", json.dumps(spec)],
@@ -62,6 +80,17 @@ def _child(tree: Path, spec: dict, timeout: float) -> dict:
     if proc.returncode or not lines:
         raise RuntimeError(f"child failed for {tree}: {proc.stderr.strip().splitlines()[-3:]}")
     return json.loads(lines[-1])
+
+
+def tree_version(tree: Path) -> str:
+    """``<commit>`` of a tree's git checkout, ``+ uncommitted changes`` where its package differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tree), *args], capture_output=True, text=True, timeout=60).stdout.strip()
+
+    commit = git("rev-parse", "HEAD")
+    if not commit:
+        return "not a git checkout"
+    return commit[:12] + (" + uncommitted changes" if git("status", "--porcelain", "--", "purejaxrl_ppo") else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="config fields for both trees (values parsed as JSON, else strings)")
     parser.add_argument("--repeats", type=int, default=2, help="A B B A blocks per point")
+    parser.add_argument("--program", choices=("scan", "durable"), default="scan",
+                        help="scan: jit(vmap(make_train)) (best of --calls); durable: one run as `train` runs it "
+                             "(pjp.train_durable: chunks, logs, checkpoints; --calls ignored)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--point", help=argparse.SUPPRESS)
@@ -97,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     for algo in args.algos:
         for seeds in args.seeds:
             spec = {"algo": algo, "env": args.env, "seeds": seeds, "total": args.total, "calls": args.calls,
-                    "set": overrides}
+                    "set": overrides, "program": args.program}
             measured: dict[str, list[float]] = {"a": [], "b": []}
             for _ in range(args.repeats):
                 for label in ("a", "b", "b", "a"):
@@ -118,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "date": time.strftime("%Y-%m-%d"),
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "python": platform.python_version()},
-        "a": str(args.a), "b": str(args.b), "summary": summary, "measurements": results,
+        "a": str(args.a), "b": str(args.b), "a_version": tree_version(args.a), "b_version": tree_version(args.b),
+        "summary": summary, "measurements": results,
     }, indent=2) + "\n")
     return 0
 

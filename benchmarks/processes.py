@@ -51,6 +51,9 @@ import time
 from importlib import metadata
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import freshness  # noqa: E402  (benchmarks/ is not a package)
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
@@ -354,7 +357,7 @@ def machine() -> dict:
     return {"cpu_model": model, "cpu_count": os.cpu_count(), "available_cores": len(os.sched_getaffinity(0)),
             "jax_version": metadata.version("jax"), "jaxlib_version": metadata.version("jaxlib"),
             "python": platform.python_version(), "platform": platform.platform(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "code": freshness.code_version()}
 
 
 def run_rounds(args: argparse.Namespace) -> list[dict]:

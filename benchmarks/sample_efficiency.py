@@ -556,6 +556,7 @@ def main(argv: list[str] | None = None) -> None:
         m = machine_description()
         run_info["machine"] = (f"{m['processor']}, {m['cpu_count']} CPUs ({platform.system()}), jax backend "
                                f"{m['jax_backend']} [{m['devices']}], {m['date']}")
+        run_info["code"] = m["code"]
         run_info["train_seconds"] = sum(sum(d.values()) for d in run_info["seconds"].values())
     curves = {e: load_env(args.out / f"curves_{e.replace('/', '_')}.npz") for e in args.envs}
     if not args.analyse_only:

@@ -2,12 +2,18 @@
 
 Sphinx with autodoc + napoleon because the docstrings are reST (``:func:`` roles, ````literals````)
 with Google-style ``Args:``/``Returns:`` sections; MyST (through myst-nb) for the Markdown pages;
-myst-nb renders the notebooks without executing them (CI executes them with nbmake).
+myst-nb renders the notebooks with the outputs stored in them, without executing them: ``make notebooks``
+(``notebooks/execute.py``) executes them and stores the outputs with a stamp of the code that made them,
+and ``tests/test_notebooks.py`` fails when a notebook's code changed after its outputs. So the build needs
+no kernel and stays fast, and the heavy study notebook shows its outputs too.
 
 Generated at every build, never edited by hand (the first three are git-ignored):
 
 - ``docs/api/``: one page per package, listing every public name of every module (``_api_pages``);
-- ``docs/notebooks/``: copies of ``notebooks/*.ipynb``;
+- ``docs/notebooks/``: copies of ``notebooks/*.ipynb``, outputs included;
+- the marked blocks of hand-written pages (``docs/blocks.py``): the package tree of ``architecture.md``
+  and the run-directory tables of ``getting-started.md`` and ``rlhf.md`` (committed; ``tests/test_docs_blocks.py``
+  checks them);
 - ``docs/config.md``: the configuration reference from the config fields' metadata
   (``purejaxrl_ppo.cli.reference``; committed because ``tests/test_architecture.py`` checks it);
 - ``docs/results/``: the results pages, written by ``benchmarks/results_docs.py`` (``make docs`` runs it
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 import re
@@ -34,6 +41,17 @@ sys.path.insert(0, str(ROOT))
 
 import purejaxrl_ppo  # noqa: E402  (first: applies the platform workarounds before jax computes anything)
 from purejaxrl_ppo.cli.reference import config_reference  # noqa: E402
+
+
+def _load_blocks():
+    """``docs/blocks.py`` (the generated blocks of hand-written pages), loaded by path: docs/ is no package."""
+    spec = importlib.util.spec_from_file_location("purejaxrl_ppo_docs_blocks", DOCS / "blocks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+blocks = _load_blocks()
 
 project = "purejaxrl_ppo"
 author = "purejaxrl_ppo contributors"
@@ -57,7 +75,9 @@ html_static_path: list[str] = []
 # ---- MyST / notebooks ----------------------------------------------------------------------------
 myst_enable_extensions = ["colon_fence", "deflist", "dollarmath"]
 myst_heading_anchors = 4  # [text](page.md#a-heading) links resolve, and a missing anchor is a warning
-nb_execution_mode = "off"  # rendered as stored; CI executes them with nbmake (make test)
+nb_execution_mode = "off"  # rendered with their stored outputs (make notebooks); CI also runs two with nbmake
+nb_merge_streams = True  # one block per cell for its printed lines, as a notebook shows them
+nb_render_markdown_format = "gfm"  # Markdown outputs (the study report, RLHF samples) with their tables
 
 # ---- autodoc -------------------------------------------------------------------------------------
 autodoc_default_options = {"show-inheritance": True, "special-members": "__post_init__"}
@@ -258,6 +278,7 @@ def _notebooks() -> None:
 
 def _generate() -> None:
     _write_if_changed(DOCS / "config.md", config_reference())
+    blocks.update(DOCS)
     _api_pages()
     _notebooks()
     if not (DOCS / "results" / "index.md").exists():

@@ -39,6 +39,7 @@ from purejaxrl_ppo.core.algos.ppo import PPO, PPOConfig, adapt_kl_coef, ppo_loss
 from purejaxrl_ppo.core.algos.trpo import TRPO, TRPOConfig, conjugate_gradient, make_fisher_vector_product  # noqa: E402
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError  # noqa: E402
 from purejaxrl_ppo.core.envs import make_env, registered_env_names  # noqa: E402
+from purejaxrl_ppo.core.acting import Policy, PolicyParams  # noqa: E402
 from purejaxrl_ppo.core.evaluate import evaluate  # noqa: E402
 from purejaxrl_ppo.core.loop import (  # noqa: E402
     evaluation_key,
@@ -63,7 +64,7 @@ from purejaxrl_ppo.launch.seeds import train_seeds  # noqa: E402
 from purejaxrl_ppo.launch.sweep import SweepResult, sweep  # noqa: E402
 from purejaxrl_ppo.runs.durable import train_durable  # noqa: E402
 from purejaxrl_ppo.runs.options import RunOptions  # noqa: E402
-from purejaxrl_ppo.runs.policy_files import load_policy, save_policy  # noqa: E402
+from purejaxrl_ppo.runs.policy_files import export_policy, load_policy, load_run, save_policy  # noqa: E402
 from purejaxrl_ppo.runs.run_files import load_run_file, write_run_file  # noqa: E402
 
 __version__ = "0.2.0"
@@ -76,6 +77,8 @@ __all__ = [
     "Network",
     "PPO",
     "PPOConfig",
+    "Policy",
+    "PolicyParams",
     "RunOptions",
     "RunningMeanStd",
     "SweepResult",
@@ -93,11 +96,13 @@ __all__ = [
     "conjugate_gradient",
     "evaluate",
     "evaluation_key",
+    "export_policy",
     "final_returns",
     "gae",
     "init_train_state",
     "iqm",
     "load_policy",
+    "load_run",
     "load_run_file",
     "make_algorithm",
     "make_env",

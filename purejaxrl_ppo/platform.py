@@ -103,10 +103,15 @@ def use_cpu_devices(count: int | str = "auto") -> int:
     as an independent program, one per core, instead of one program whose small
     kernels are split over the cores. Measured on the 2-core development VM
     (CartPole, PureJaxRL config, 64 seeds, 2 devices): PPO 79k-83k -> 195k-198k
-    env-steps/s, TRPO 76k -> 164k (``benchmarks/results/cpu_devices/``). Results match the
-    one-device run except in float rounding, as for any change in the number of
-    seeds vmapped together (see :mod:`purejaxrl_ppo.launch.layout`; pass
-    ``seeds_per_batch`` for bit-identical results on any device count).
+    env-steps/s, TRPO 76k -> 164k (``benchmarks/results/cpu_devices/``).
+
+    What stays equal: with ``seeds_per_batch`` fixed, every seed's metrics and final
+    state are bit-identical on any device count (each seed is vmapped in a block of
+    that width either way; ``tests/cli/test_cpu_devices.py``). Without it, each device
+    vmaps its share of the seeds, a different width than one device's, so XLA rounds
+    floats differently (:mod:`purejaxrl_ppo.launch.layout`); training amplifies those
+    last bits until single seeds follow different trajectories, so per-seed returns
+    differ while their distribution across seeds is that of the same experiment.
 
     Appends ``--xla_force_host_platform_device_count=N`` to ``XLA_FLAGS``, so it
     must run before jax starts its CPU backend: right after ``import purejaxrl_ppo``

@@ -7,6 +7,9 @@ action distributions, tree comparisons and a fast-compiling ``jit``.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import sys
+import textwrap
 from pathlib import Path
 
 import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax runs)
@@ -166,3 +169,49 @@ def np_log_softmax(x) -> np.ndarray:
     x = np.asarray(x, np.float64)
     x = x - x.max(-1, keepdims=True)
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def described_names(files: dict[str, str]) -> set[str]:
+    """The entry names of a run-directory table (``purejaxrl_ppo.runs.contents``), folders without their ``/``."""
+    return {name.rstrip("/") for name in files}
+
+
+def check_listing(run, files: dict[str, str]) -> None:
+    """Every top-level entry of the run directory ``run`` is described in ``files`` (folders with a trailing ``/``)."""
+    listing = {p.name: p.is_dir() for p in run.iterdir()}
+    undocumented = sorted(set(listing) - described_names(files))
+    assert not undocumented, f"{run} holds {undocumented}, which purejaxrl_ppo/runs/contents.py does not describe"
+    for name, is_dir in listing.items():
+        assert (name + "/" in files) == is_dir, f"{name}: a folder is written with a trailing / in contents.py"
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def load_script(relative: str, name: str):
+    """The repository's script ``relative`` (e.g. ``"benchmarks/freshness.py"``) as module ``name``: benchmarks/,
+    docs/ and notebooks/ are no packages."""
+    spec = importlib.util.spec_from_file_location(name, REPO / relative)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+#: ``python -c KILL_DRIVER K ARGV...``: runs ``python -m purejaxrl_ppo ARGV...`` and kills itself with SIGKILL at the
+#: K-th ``os.rename``/``os.replace`` (a crash at that point of saving or finishing).
+KILL_DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    from purejaxrl_ppo.cli.commands import main
+
+    kill_at, count = int(sys.argv[1]), [0]
+    def hook(real):
+        def hooked(*args, **kwargs):
+            count[0] += 1
+            if count[0] == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(*args, **kwargs)
+        return hooked
+    os.rename, os.replace = hook(os.rename), hook(os.replace)
+    sys.exit(main(sys.argv[2:]))
+""")

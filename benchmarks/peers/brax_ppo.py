@@ -485,6 +485,7 @@ def source_state() -> dict:
 
 def machine_info(argv: list[str]) -> dict:
     import brax
+    from purejaxrl_ppo.runs.provenance import code_version
     import flax
     import jaxlib
     import optax
@@ -504,6 +505,7 @@ def machine_info(argv: list[str]) -> dict:
         "command": " ".join([Path(sys.executable).name, "benchmarks/peers/brax_ppo.py", *argv]),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "source": source_state(),
+        "code": code_version(),
     }
 
 

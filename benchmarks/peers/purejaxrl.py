@@ -563,6 +563,7 @@ def machine_info(argv: list[str]) -> dict:
     except (RuntimeError, OSError, subprocess.TimeoutExpired):
         ours_commit, ours_dirty = None, None
     import purejaxrl_ppo
+    from purejaxrl_ppo.runs.provenance import code_version
 
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -572,6 +573,7 @@ def machine_info(argv: list[str]) -> dict:
         "jax_backend": jax.default_backend(), "jax_devices": [str(d) for d in jax.devices()],
         "versions": {**_versions(), "purejaxrl_ppo": purejaxrl_ppo.__version__},
         "purejaxrl_ppo_commit": ours_commit, "purejaxrl_ppo_dirty": ours_dirty,
+        "code": code_version(),
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "jax_default_threefry_opt_out": os.environ.get("PUREJAXRL_PPO_JAX_DEFAULT_THREEFRY"),
         "persistent_compilation_cache": jax.config.jax_compilation_cache_dir,

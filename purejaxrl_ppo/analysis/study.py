@@ -10,14 +10,13 @@ library does the bootstrap; this module fixes the definitions:
 * **Normalised score** of a return ``R`` on an environment with range
   ``(low, high)``: ``(R - low) / (high - low)``: 0 is the random policy, 1 the
   reference score (see ``benchmarks/sample_efficiency.py`` for the table).
-* **Learning curve**: the per-update mean return of the episodes that ended in
-  that update's rollout, forward-filled over updates where none ended (leading
-  updates before the first episode ended stay NaN).
-* **Final score**: the mean of the normalised learning curve over the last
-  ``FINAL_RETURN_WINDOW`` updates (:func:`final_scores`). Forward filling
-  matters where episodes outlast the window: on Brax's 1000-step tasks with
-  32-step rollouts a policy that never falls ends one episode per ~31 updates,
-  and a mean over finished episodes only would make its final score NaN.
+* **Learning curve**: the library's return curve
+  (:func:`~purejaxrl_ppo.analysis.stats.return_curves`): the per-update mean return of
+  the episodes that ended in that update's rollout, forward-filled over updates where
+  none ended (leading updates before the first episode ended stay NaN).
+* **Final score**: the library's final return of the normalised curve
+  (:func:`~purejaxrl_ppo.analysis.stats.final_returns`, the mean over the last
+  ``FINAL_RETURN_WINDOW`` updates of the forward-filled curve; :func:`final_scores`).
 * **AUC**: the mean of the normalised learning curve over all updates (NaN
   leading updates ignored): 1 means the reference score from the first update on.
 * **Steps to threshold**: the env steps at the first update where the running
@@ -35,7 +34,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy import stats as scipy_stats
 
-from purejaxrl_ppo.analysis.stats import final_returns
+from purejaxrl_ppo.analysis.stats import final_returns, forward_fill
 from purejaxrl_ppo.analysis.stats import iqm  # noqa: F401  (re-exported: the study's point IQM, NaNs dropped)
 
 #: Updates in the running mean that must reach the threshold (:func:`steps_to_threshold`).
@@ -58,19 +57,9 @@ def normalize_scores(scores: np.ndarray, low: float, high: float) -> np.ndarray:
     return (np.asarray(scores, np.float64) - low) / (high - low)
 
 
-def forward_fill(curves: np.ndarray) -> np.ndarray:
-    """Replace NaNs along the last axis by the last finite value before them (leading NaNs stay)."""
-    x = np.asarray(curves, np.float64)
-    idx = np.where(np.isnan(x), 0, np.arange(x.shape[-1]))
-    idx = np.maximum.accumulate(idx, axis=-1)
-    filled = np.take_along_axis(x, idx, axis=-1)
-    first_finite = np.maximum.accumulate(~np.isnan(x), axis=-1)
-    return np.where(first_finite, filled, np.nan)
-
-
 def final_scores(curves: np.ndarray) -> np.ndarray:
     """Final score per run: mean of the forward-filled curves ``[..., updates]`` over the last updates -> ``[...]``."""
-    return final_returns(forward_fill(curves))
+    return final_returns(curves)
 
 
 def area_under_curve(curves: np.ndarray) -> np.ndarray:

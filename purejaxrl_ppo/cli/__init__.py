@@ -1,8 +1,17 @@
-"""Command line: ``python -m purejaxrl_ppo train|compare|render`` (also the ``purejaxrl-ppo`` script).
+"""Command line: ``python -m purejaxrl_ppo COMMAND`` (also the ``purejaxrl-ppo`` script).
 
-* ``commands.py``  the subcommands
-* ``flags.py``     flags generated from the config fields' metadata
-* ``presets.py``   per-task Brax defaults applied under the flags given
+The commands are ``train``, ``render``, ``export``, ``compare``, ``sweep``, ``rlhf`` and ``launch``
+(``python -m purejaxrl_ppo --help`` lists every registered one; ``tests/cli/test_help.py`` checks
+that this docstring names them and every module below).
+
+* ``commands.py``   the parser of every subcommand, and ``train``, ``render`` and ``compare``
+* ``export.py``     ``export``: a trained policy as one self-contained file (``pjp.load_run`` reads it)
+* ``flags.py``      flags generated from the config fields' metadata, in ``--help`` sections
+* ``presets.py``    per-task Brax defaults applied under the flags given
+* ``reference.py``  the configuration reference (``docs/config.md``) from the same metadata
+* ``sweep.py``      ``sweep``: a grid of numeric hyperparameters x seeds, durable like ``train``
+* ``rlhf.py``       ``rlhf``: SFT, reward model and PPO/TRPO on a synthetic language
+* ``launch`` is :mod:`purejaxrl_ppo.launch.processes`: several local processes of one jax job
 """
 
 from purejaxrl_ppo.cli.commands import build_parser, main

@@ -27,6 +27,22 @@ from purejaxrl_ppo.launch.distributed import ENV_COORDINATOR
 OPTION_DEFAULTS = {"num_seeds": 4, "seed": 0, "chunk_iterations": 10, "sweep_kl_coefs": (), "sweep_max_kls": (),
                    "sft_from": None, "rm_from": None}
 
+#: The sections of ``rlhf --help`` for the :class:`RLHFConfig` fields, in order (``tests/cli/test_help.py``
+#: fails when a field is in no section or in two).
+RLHF_SECTIONS: dict[str, tuple[str, ...]] = {
+    "the synthetic task": ("task_seed", "vocab_size", "prompt_len", "response_len", "task_positive", "task_negative",
+                           "task_repeat_penalty", "base_mean_length", "bt_scale"),
+    "the model": ("d_model", "num_layers", "num_heads", "mlp_ratio"),
+    "stage 1: SFT": ("sft_steps", "sft_batch_size", "sft_learning_rate", "eval_size"),
+    "stage 2: reward model": ("rm_steps", "rm_batch_size", "rm_learning_rate", "rm_train_pairs"),
+    "stage 3: RL (PPO and TRPO)": ("algo", "num_iterations", "rollout_batch", "temperature", "kl_coef", "adaptive_kl",
+                                   "kl_target", "kl_horizon", "eos_penalty", "whiten_rewards", "normalize_advantages",
+                                   "gamma", "gae_lambda", "clip_value_eps"),
+    "stage 3: PPO only": ("update_epochs", "num_minibatches", "learning_rate", "clip_eps", "vf_coef", "max_grad_norm"),
+    "stage 3: TRPO only": ("max_kl", "cg_iters", "cg_damping", "line_search_steps", "backtrack_coef", "critic_epochs",
+                           "critic_learning_rate"),
+}
+
 
 def add_rlhf_parser(sub: Any) -> argparse.ArgumentParser:
     """The ``rlhf`` subcommand's parser, added to the subparsers ``sub``."""
@@ -54,7 +70,7 @@ def add_rlhf_parser(sub: Any) -> argparse.ArgumentParser:
                         help="continue the run in RUN_DIR (its saved config and options) from its finished stages "
                              "and newest intact checkpoints")
     parser.add_argument("--quiet", action="store_true", help="no progress or table; print the summary path only")
-    add_dataclass_flags(parser, RLHFConfig)
+    add_dataclass_flags(parser, RLHFConfig, sections=RLHF_SECTIONS)
     return parser
 
 

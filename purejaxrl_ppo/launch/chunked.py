@@ -7,6 +7,10 @@ chunks: show progress, write logs, save a checkpoint, stop on NaN. Results are
 bit-identical to the single scan (``tests/core/test_loop.py``), and a resumed run
 to the uninterrupted one (``tests/runs/test_durable.py``).
 
+A sweep (``grid``: numeric hyperparameters × seeds, :mod:`purejaxrl_ppo.launch.sweep`) runs through the same
+loop: only its programs (:class:`~purejaxrl_ppo.launch.programs.GridPrograms`) and the leading axes of its
+states and metrics (``[points, seeds, ...]`` instead of ``[seeds, ...]``) differ.
+
 :func:`train_seeds_chunked` is the loop; :func:`purejaxrl_ppo.runs.durable.train_durable`
 runs it in a run directory with checkpoints and logs.
 """
@@ -15,22 +19,28 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Callable, Sequence
+import math
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 
-from purejaxrl_ppo.analysis.stats import FINAL_RETURN_WINDOW, final_returns, summarize
+from purejaxrl_ppo.analysis.stats import FINAL_RETURN_WINDOW, run_final_returns, summarize
 from purejaxrl_ppo.core.config import BaseConfig
 from purejaxrl_ppo.core.types import TrainState
 from purejaxrl_ppo.launch.layout import seed_layout
-from purejaxrl_ppo.launch.programs import chunk_program, init_program
+from purejaxrl_ppo.launch.programs import SeedPrograms
+from purejaxrl_ppo.launch.sweep import check_grid, grid_programs, grid_settings, setting_label
 from purejaxrl_ppo.runs.provenance import machine_description
 
 
 @dataclasses.dataclass
 class RunResult:
-    """Metrics of a multi-seed run (``[seeds, num_updates]`` NumPy arrays) and its timings."""
+    """Metrics of a multi-seed run (``[seeds, num_updates]`` NumPy arrays) and its timings.
+
+    For a sweep, ``grid`` holds the swept values (``{field: [values]}``, points in C order of the fields) and the
+    metrics and final state have a leading ``[points]`` axis: ``[points, seeds, ...]``; ``None`` for a run of seeds.
+    """
 
     config: BaseConfig
     num_seeds: int
@@ -40,16 +50,26 @@ class RunResult:
     compile_seconds: float
     run_seconds: float
     updates_run: int | None = None  # updates run by this process (fewer than num_updates after a resume)
+    grid: dict[str, list[float]] | None = None  # a sweep's grid (metrics [points, seeds, updates]); None: seeds only
+    #: ``{"update", "env_steps", "wall_seconds", "env_steps_per_second": [chunks]}`` since update 1, the
+    #: run directory's ``timing.csv`` (:class:`~purejaxrl_ppo.runs.sinks.WallClock`; set by ``train_durable``)
+    wall_clock: dict[str, np.ndarray] | None = None
 
     @property
     def env_steps_per_second(self) -> float:
-        """Environment steps of all seeds per second of (compiled) run time, this process only."""
+        """Environment steps of all seeds (of every grid point) per second of (compiled) run time, this process only."""
         updates = self.config.num_updates if self.updates_run is None else self.updates_run
-        return self.num_seeds * updates * self.config.batch_size / max(self.run_seconds, 1e-9)
+        points = math.prod(len(v) for v in self.grid.values()) if self.grid else 1
+        return points * self.num_seeds * updates * self.config.batch_size / max(self.run_seconds, 1e-9)
 
     def summary(self) -> dict[str, Any]:
-        """JSON-serialisable summary: final-return statistics across seeds and timings."""
-        finals = final_returns(self.metrics["episode_return"])
+        """JSON-serialisable summary: final-return statistics across seeds and timings.
+
+        ``final_return`` summarises the per-seed final returns (:mod:`purejaxrl_ppo.analysis.stats`: the
+        return curve carried forward, averaged over the last ``final_return_window_updates`` updates, read
+        from ``final_return_metric``); its ``seeds`` says how many seeds it covers, of ``num_seeds``.
+        """
+        finals, metric = run_final_returns(self.metrics)
         return {
             "algo": self.config.algo_name,
             "env_name": self.config.env_name,
@@ -59,6 +79,7 @@ class RunResult:
             "final_return": summarize(finals),
             "final_return_per_seed": [None if np.isnan(x) else float(x) for x in finals],
             "final_return_window_updates": FINAL_RETURN_WINDOW,
+            "final_return_metric": metric,
             "env_steps_per_second": self.env_steps_per_second,
             "compile_seconds": self.compile_seconds,
             "run_seconds": self.run_seconds,
@@ -97,13 +118,15 @@ class TrainingDiverged(RuntimeError):
     """A metric became NaN or infinite; training stopped before saving that state.
 
     ``update`` is 1-based (the update that produced it), ``metric`` its name,
-    ``seed`` the first seed affected; ``metrics`` holds every metric up to and
-    including the chunk that diverged (``[seeds, updates]``).
+    ``seed`` the first seed affected (in a sweep, ``point`` names its grid point, e.g.
+    ``"clip_eps=0.3"``); ``metrics`` holds every metric up to and including the chunk
+    that diverged (``[seeds, updates]``, a sweep's ``[points, seeds, updates]``).
     """
 
-    def __init__(self, update: int, metric: str, seed: int, metrics: dict[str, np.ndarray]):
-        super().__init__(f"{metric} is not finite at update {update} (seed {seed})")
-        self.update, self.metric, self.seed, self.metrics = update, metric, seed, metrics
+    def __init__(self, update: int, metric: str, seed: int, metrics: dict[str, np.ndarray], point: str | None = None):
+        where = f"seed {seed}" if point is None else f"{point}, seed {seed}"
+        super().__init__(f"{metric} is not finite at update {update} ({where})")
+        self.update, self.metric, self.seed, self.metrics, self.point = update, metric, seed, metrics, point
 
 
 def first_non_finite(metrics: dict[str, np.ndarray], offset: int = 0) -> tuple[int, str, int] | None:
@@ -111,13 +134,14 @@ def first_non_finite(metrics: dict[str, np.ndarray], offset: int = 0) -> tuple[i
 
     ``metrics``: ``{name: [seeds, n]}`` of updates ``offset + 1 .. offset + n``; names in
     :data:`NAN_ALLOWED` are skipped. Ties at one update report the alphabetically first metric.
+    A sweep's ``[points, seeds, n]`` metrics report ``point * seeds + seed`` in place of the seed.
     """
     found = None
     for name in sorted(metrics):
         values = np.asarray(metrics[name])
         if name in NAN_ALLOWED or values.dtype.kind != "f":
             continue
-        bad = ~np.isfinite(values)
+        bad = ~np.isfinite(values.reshape(-1, values.shape[-1]))
         if bad.any():
             update = int(np.argmax(bad.any(axis=0)))
             if found is None or update < found[0]:
@@ -133,8 +157,9 @@ class ChunkReport:
 
     state:         the train state after the chunk (device arrays; valid until the callback returns,
                    the next chunk donates its buffers)
-    chunk_metrics: ``{name: [seeds, size]}`` of this chunk
-    metrics:       ``{name: [seeds, updates_done]}`` since update 1 (resumed history included)
+    chunk_metrics: ``{name: [seeds, size]}`` of this chunk (a sweep's: ``[points, seeds, size]``)
+    metrics:       ``{name: [seeds, updates_done]}`` since update 1 (resumed history included; a sweep's:
+                   ``[points, seeds, updates_done]``)
     run_seconds:   seconds since the first chunk of this process started
     compile_seconds: this process's compile time (ahead of the first chunk)
     """
@@ -172,6 +197,7 @@ def train_seeds_chunked(
     devices: Sequence[jax.Device] | None = None,
     seeds_per_batch: int | None = None,
     on_compile: Callable[[], None] | None = None,
+    grid: Mapping[str, Sequence[float]] | None = None,
 ) -> RunResult:
     """Train ``num_seeds`` seeds of ``config`` with one vmapped program, in chunks.
 
@@ -193,8 +219,20 @@ def train_seeds_chunked(
     With ``jax.distributed`` (the default devices then span every process) every process
     calls this with the same arguments; metrics, reports and the result are gathered to
     every process, so ``on_chunk`` must be given on all processes or on none.
+
+    ``grid`` (``{field: values}`` of numeric hyperparameters) trains every grid point × seed instead
+    (:func:`~purejaxrl_ppo.launch.sweep.grid_programs`; ``seeds_per_batch`` is not supported): states,
+    metrics, ``start`` and the result then have leading ``[points, seeds]`` axes, points in C order of
+    the fields, and seed ``i`` of every point starts from the same key.
     """
     layout = seed_layout(num_seeds, devices, seeds_per_batch)
+    if grid is None:
+        programs: Any = SeedPrograms(config, layout)
+    else:
+        if seeds_per_batch is not None:
+            raise ValueError("sweeps run every seed of a device at once; seeds_per_batch is not supported")
+        grid = check_grid(config, grid)
+        programs = grid_programs(config, grid, layout)
     plan = list(plan or chunk_plan(config.num_updates, target_chunks))
     if sum(plan) != config.num_updates:
         raise ValueError(f"chunk plan {plan} sums to {sum(plan)}, not num_updates = {config.num_updates}")
@@ -204,34 +242,38 @@ def train_seeds_chunked(
     if on_compile is not None:
         on_compile()
     compile_start = time.perf_counter()
-    init_compiled = init_program(config, layout) if start is None else None
-    chunk_fns = {size: chunk_program(config, layout, size) for size in sorted(set(plan[first:]))}
+    programs.compile(sorted(set(plan[first:])), fresh=start is None)
     compile_seconds = time.perf_counter() - compile_start
 
     run_start = time.perf_counter()
     if start is None:
-        state = init_compiled(layout.put(jax.random.split(jax.random.PRNGKey(seed), num_seeds)))
+        state = programs.init(jax.random.split(jax.random.PRNGKey(seed), num_seeds))
     else:
-        state = layout.put(start.state)
+        state = programs.put(start.state)
     pieces: list[dict[str, np.ndarray]] = [] if start is None or not start.metrics else [start.metrics]
     for index in range(first, len(plan)):
         size = plan[index]
-        state, metrics = chunk_fns[size](state, np.int32(done))
-        chunk = layout.host(metrics)  # waits for the chunk; tiny [seeds, size] arrays (gathered from every process)
+        state, metrics = programs.chunk(size, state, done)
+        chunk = programs.host(metrics)  # waits for the chunk; tiny [seeds, size] arrays (gathered from every process)
         pieces.append(chunk)
         if stop_on_nan and (bad := first_non_finite(chunk, offset=done)) is not None:
-            raise TrainingDiverged(*bad, metrics=_concat(pieces))
+            update, metric, row = bad
+            if grid is None:
+                raise TrainingDiverged(update, metric, row, metrics=_concat(pieces))
+            point, seed_index = divmod(row, num_seeds)
+            raise TrainingDiverged(update, metric, seed_index, metrics=_concat(pieces),
+                                   point=setting_label(grid_settings(grid)[point]))
         done += size
         if on_chunk is not None:
-            report = ChunkReport(index, done, layout.take(state), chunk, _concat(pieces),
+            report = ChunkReport(index, done, programs.take(state), chunk, _concat(pieces),
                                  time.perf_counter() - run_start, done - (0 if start is None else start.updates_done),
-                                 config.num_updates)
+                                 config.num_updates, compile_seconds)
             on_chunk(report)
     jax.block_until_ready(state)
     run_seconds = time.perf_counter() - run_start
     updates_run = done - (0 if start is None else start.updates_done)
-    return RunResult(config, num_seeds, seed, _concat(pieces) if pieces else {}, layout.take(state),
-                     compile_seconds, run_seconds, updates_run)
+    return RunResult(config, num_seeds, seed, _concat(pieces) if pieces else {}, programs.take(state),
+                     compile_seconds, run_seconds, updates_run, grid=grid)
 
 
 def _chunk_index(plan: list[int], updates_done: int) -> int:
@@ -244,4 +286,4 @@ def _chunk_index(plan: list[int], updates_done: int) -> int:
 
 
 def _concat(pieces: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
-    return {k: np.concatenate([np.asarray(p[k]) for p in pieces], axis=1) for k in pieces[0]}
+    return {k: np.concatenate([np.asarray(p[k]) for p in pieces], axis=-1) for k in pieces[0]}

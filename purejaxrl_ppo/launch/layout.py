@@ -25,13 +25,18 @@ results are bit-identical whenever the block widths agree:
 
 Without ``seeds_per_batch`` the block width is the seed count per device, so
 float leaves may differ in the last bits (about 1e-9 in the parameters after a
-few updates) between device counts. On XLA:CPU (jax 0.10.2) the main cause
+few updates) between device counts, and training amplifies such differences:
+over a long run they change actions, episodes and returns, so individual seeds
+end differently (TRPO, 16 seeds, 5e5 CartPole steps: 9 of 16 seeds' returns
+differed between 1 and 2 CPU devices) while the distribution over seeds is the
+same. On XLA:CPU (jax 0.10.2) the main cause
 found is width-dependent code generation: reductions over a seed's batch are offloaded
 to YNNPACK when 8 or more rows are reduced together and emitted by XLA (as a
 split tree reduction) below that, summing in a different order; with a block
 of 1 seed the vmapped axis disappears and the whole program is generated
 differently. Integer and boolean leaves (keys, counters, episode counts) and
-the episode statistics agree exactly.
+the episode statistics agree exactly for the first updates, until the float
+differences first flip an action.
 
 The pieces are public so that a host loop (e.g. one that trains in chunks of
 updates, :func:`purejaxrl_ppo.launch.chunked.train_seeds_chunked`) can keep a batch of

@@ -24,6 +24,12 @@ so ``sel(clip_eps=v)`` equals ``num_seeds`` runs configured with ``clip_eps=v`` 
 The seed axis is sharded over the devices like every other multi-seed program
 (:class:`~purejaxrl_ppo.launch.layout.SeedLayout`; ``devices``), and the program comes
 from the shared compile cache (:func:`~purejaxrl_ppo.launch.programs.sweep_program`).
+
+The same grid also trains in chunks, durably, in a run directory (``python -m purejaxrl_ppo sweep``;
+:func:`~purejaxrl_ppo.runs.durable.train_durable` with ``kind="sweep"``): :func:`grid_programs` gives the
+chunked runner the grid's programs (:class:`~purejaxrl_ppo.launch.programs.GridPrograms`), the same
+per-point, per-seed computation as :func:`sweep`, so each point's metrics equal :func:`sweep`'s bit for bit
+(``tests/launch/test_sweep_cli.py``).
 """
 
 from __future__ import annotations
@@ -39,8 +45,8 @@ import numpy as np
 
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.core.envs import make_env
-from purejaxrl_ppo.launch.layout import gather_seeds, seed_layout, spans_processes
-from purejaxrl_ppo.launch.programs import sweep_program
+from purejaxrl_ppo.launch.layout import SeedLayout, gather_seeds, seed_layout, spans_processes
+from purejaxrl_ppo.launch.programs import GridPrograms, sweep_program
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,8 +109,44 @@ def _check_sweepable(config: BaseConfig, grid: Mapping[str, Sequence[float]]) ->
             raise ConfigError(f"sweep values for {name!r} must be a sequence of numbers, got {values!r}")
         if len(values) == 0:
             raise ConfigError(f"sweep values for {name!r} are empty")
+        for value in values:
+            if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+                raise ConfigError(f"sweep values for {name!r} must be numbers, got {value!r}")
         if len(set(map(float, values))) != len(values):
             raise ConfigError(f"sweep values for {name!r} contain duplicates: {list(values)}")
+
+
+def check_grid(config: BaseConfig, grid: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
+    """``grid`` checked against ``config`` (sweepable fields, non-empty, no duplicates, every value valid for the
+    config) with its values as Python floats, fields in the order given. Raises a one-line ``ConfigError``."""
+    grid = dict(grid)
+    _check_sweepable(config, grid)
+    checked = {name: [float(v) for v in values] for name, values in grid.items()}
+    grid_configs(config, checked)  # validates every value through the config
+    return checked
+
+
+def grid_settings(grid: Mapping[str, Sequence[float]]) -> list[dict[str, float]]:
+    """Every grid point as ``{field: value}``, in C order of the fields (the order of the points axis)."""
+    names = tuple(grid)
+    return [dict(zip(names, map(float, combo))) for combo in itertools.product(*(grid[n] for n in names))]
+
+
+def grid_configs(config: BaseConfig, grid: Mapping[str, Sequence[float]]) -> list[BaseConfig]:
+    """The validated single-run config of every grid point, in :func:`grid_settings` order."""
+    return [config.replace(**setting) for setting in grid_settings(grid)]
+
+
+def setting_label(setting: Mapping[str, float]) -> str:
+    """``"clip_eps=0.1,ent_coef=0.01"``: a grid point's fields and values (shortest round-trip floats)."""
+    return ",".join(f"{name}={float(value)!r}" for name, value in setting.items())
+
+
+def grid_programs(config: BaseConfig, grid: Mapping[str, Sequence[float]], layout: SeedLayout) -> GridPrograms:
+    """The chunked programs of ``grid`` × the layout's seeds (:class:`~purejaxrl_ppo.launch.programs.GridPrograms`)."""
+    configs = grid_configs(config, check_grid(config, grid))
+    make_env(config.env_name)  # outside the trace: see sweep()
+    return GridPrograms(config, layout, stack_configs(configs), len(configs))
 
 
 def stack_configs(configs: Sequence[BaseConfig]) -> BaseConfig:
@@ -138,17 +180,14 @@ def sweep(
 
     Returns a :class:`SweepResult` with metrics ``[*grid sizes, num_seeds, num_updates]``.
     """
-    grid = dict(grid or {})
-    _check_sweepable(config, grid)
+    grid = check_grid(config, grid or {})
     if not isinstance(num_seeds, int) or num_seeds < 1:
         raise ConfigError(f"num_seeds must be a positive integer, got {num_seeds!r}")
     # Build (and cache) the environment outside the trace: make_env is memoised, and an env built
     # during tracing would cache its tracer-valued parameters for later calls.
     make_env(config.env_name)
     names = tuple(grid)
-    combos = list(itertools.product(*(grid[n] for n in names)))
-    configs = [config.replace(**dict(zip(names, combo))) for combo in combos]  # validates each value
-    stacked = stack_configs(configs)
+    stacked = stack_configs(grid_configs(config, grid))
     layout = seed_layout(num_seeds, devices)
     keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
 

@@ -43,19 +43,21 @@ import os
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import numpy as np
 
 from purejaxrl_ppo.analysis.plots import plot_learning_curves
-from purejaxrl_ppo.core.config import BaseConfig
+from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.core.envs import build_env
 from purejaxrl_ppo.launch import distributed
 from purejaxrl_ppo.launch.chunked import ChunkReport, RunResult, StartPoint, TrainingDiverged, chunk_plan, train_seeds_chunked
-from purejaxrl_ppo.launch.programs import abstract_train_state
+from purejaxrl_ppo.launch.programs import abstract_grid_state, abstract_train_state
+from purejaxrl_ppo.launch.sweep import check_grid, grid_settings, setting_label
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs import sinks as ls
+from purejaxrl_ppo.runs import sweep_files
 from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError, from_host, host_template, to_host
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.policy_files import POLICY_FILE, save_policy
@@ -67,14 +69,20 @@ class CollapseWarning(UserWarning):
     """Training went on, but a seed's policy or value function looks collapsed (see ``RunOptions``)."""
 
 
-def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write ``metrics.npz``, ``summary.json``, ``config.json``, ``policy.msgpack``, ``learning_curve.png``, then ``complete.json``.
+def save_run(result: RunResult, out_dir: Path, command: str | None = None,
+             options: RunOptions | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Write ``metrics.npz``, ``summary.json``, ``config.json``, ``policy.msgpack``, ``learning_curve.png``,
+    ``timing.csv`` (where the result has its
+    :attr:`~purejaxrl_ppo.launch.chunked.RunResult.wall_clock`), then ``complete.json``.
 
     Each file goes to a temporary name and is renamed into place; ``complete.json``
     (the SHA-256 of each) comes last, so a crash while finishing leaves a run that
     is visibly unfinished (:func:`~purejaxrl_ppo.runs.rundir.finished_problem`) and
     that ``--resume`` finishes. ``policy.msgpack`` holds every seed's final params
     (and observation statistics when normalised): what ``render`` and ``evaluate`` need.
+    With ``options.video`` (default: the run directory's ``config.yaml``) it also writes
+    ``video.gif`` or ``video.mp4`` of seed 0's deterministic episode, covered by ``complete.json``
+    (:func:`~purejaxrl_ppo.analysis.render.finish_run_video`: a note instead where it cannot).
 
     Returns the summary written and the paths of the files.
     """
@@ -101,8 +109,31 @@ def save_run(result: RunResult, out_dir: Path, command: str | None = None) -> tu
     plot_learning_curves([(f"{result.config.algo_name.upper()}", result.metrics)], tmp_plot,
                          title=f"{result.config.env_name}: {result.num_seeds} seeds")
     os.replace(tmp_plot, paths["plot"])
+    if result.wall_clock is not None:  # wall time stays out of metrics.npz and the logs (not bit-identical)
+        paths["timing"] = out_dir / ls.TIMING_FILE
+        rundir.write_atomic(paths["timing"], ls.timing_csv(result.wall_clock))
+    video = _run_video(result, out_dir, options)
+    if video is not None:
+        paths["video"] = video
     rundir.mark_complete(out_dir, tuple(p.name for p in paths.values()))
     return summary, paths
+
+
+def _run_video(result: RunResult, out_dir: Path, options: RunOptions | None) -> Path | None:
+    """The evaluation video ``options.video`` asks for (options from ``out_dir/config.yaml`` when not given)."""
+    from purejaxrl_ppo.analysis.render import finish_run_video
+    from purejaxrl_ppo.core.acting import Policy, PolicyParams
+    from purejaxrl_ppo.runs.run_files import load_run_file
+
+    if options is None:
+        try:
+            options = load_run_file(out_dir / rundir.CONFIG_FILE)[1]
+        except (ConfigError, OSError):
+            options = RunOptions()
+    normalizer = result.final_state.normalizer
+    obs_stats = normalizer.obs if result.config.normalize_observations else None
+    params = PolicyParams(result.final_state.algo_state.params, obs_stats)
+    return finish_run_video(Policy(result.config, params, tuple(range(result.num_seeds))), out_dir, options.video)
 
 
 def train_durable(
@@ -117,6 +148,8 @@ def train_durable(
     on_chunk: Callable[[ChunkReport], None] | None = None,
     on_compile: Callable[[], None] | None = None,
     devices: Sequence[jax.Device] | None = None,
+    kind: str = "train",
+    grid: Mapping[str, Sequence[float]] | None = None,
 ) -> RunResult:
     """Train in ``run_dir`` with checkpoints and logs after every chunk; resumable.
 
@@ -142,13 +175,20 @@ def train_durable(
     checkpoints hold unsharded ``[num_seeds, ...]`` arrays, so a run may resume on a
     different number of devices. With several processes, see the module docstring:
     process 0 alone reads and writes ``run_dir``.
+
+    ``kind="sweep"`` trains a grid of numeric hyperparameters × the seeds instead (``grid``:
+    ``{field: values}``, required for a new sweep, read from ``run_dir`` on a resume), through the same
+    path: the state, checkpoints and metrics get a leading ``[points]`` axis
+    (:class:`~purejaxrl_ppo.launch.programs.GridPrograms`), the grid is part of the run file, and each
+    point logs to ``points/<setting>/`` (:mod:`~purejaxrl_ppo.runs.sweep_files`, which also writes the
+    finished sweep's files). Resuming a directory of the other kind raises :class:`RunDirError`.
     """
     if not distributed.is_primary():
         return _follow(on_chunk, devices)
     announce = _Announcer()
     try:
         return _train_primary(Path(run_dir), config, options, resume, overwrite, restart, command, on_chunk,
-                              on_compile, devices, announce)
+                              on_compile, devices, announce, kind, grid)
     except BaseException as err:
         if announce.error(err):  # the other processes stop with this message instead of waiting for process 0
             err.told_process_group = True  # so the CLI exits as with one process: nobody is left waiting
@@ -156,31 +196,61 @@ def train_durable(
 
 
 def _train_primary(run_dir, config, options, resume, overwrite, restart, command, on_chunk, on_compile, devices,
-                   announce) -> RunResult:
+                   announce, kind="train", grid=None) -> RunResult:
     """:func:`train_durable` in process 0 (the only process with one process)."""
     if restart and not resume:
         raise ValueError("restart=True only applies when resuming (a new run starts from update 0 anyway)")
+    if kind not in ("train", "sweep"):
+        raise ValueError(f"kind must be 'train' or 'sweep', got {kind!r}")
+    if grid is not None and (resume or kind != "sweep"):
+        raise ValueError("a grid is given for a new sweep (kind='sweep') alone; a resumed sweep reads its grid "
+                         "from run_dir")
     if resume:
         rundir.require_run_dir(run_dir)  # a clear error before the lock file is created in a non-run directory
     else:
-        if config is None:
-            raise TypeError("train_durable needs a config for a new run")
+        if config is None or (kind == "sweep" and not grid):
+            raise TypeError("train_durable needs a config for a new run (and a grid for a new sweep)")
+        if grid is not None:
+            grid = _check_sweep(config, options or RunOptions(), grid)
         build_env(config.env_name)  # before the directory exists: a bad env leaves nothing to clean up
         run_dir.mkdir(parents=True, exist_ok=True)
     with rundir.locked(run_dir, command):
         if resume:
-            config, options, info = rundir.load_existing(run_dir)
+            config, options, grid, info = sweep_files.load_existing(run_dir, kind)
+            if grid is not None:
+                grid = _check_sweep(config, options, grid)
             build_env(config.env_name)
             plan = [int(n) for n in info["plan"]]
         else:
             options = options or RunOptions()
             plan = chunk_plan(config.num_updates, options.progress_chunks, options.chunk_updates)
-            rundir.prepare_new(run_dir, overwrite)
-            info = rundir.write_metadata(run_dir, config, options, plan, command)
+            rundir.prepare_new(run_dir, overwrite, rundir.OWNED if grid is None else sweep_files.SWEEP_OWNED)
+            info = rundir.write_metadata(run_dir, config, options, plan, command, grid)
         if restart:
             _drop_progress(run_dir)
         return _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
-                             devices, announce)
+                             devices, announce, grid)
+
+
+def _check_sweep(config: BaseConfig, options: RunOptions,
+                 grid: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
+    """A sweep's grid, checked against the config (:func:`~purejaxrl_ppo.launch.sweep.check_grid`), and the options
+    a sweep cannot honour refused (one-line :class:`ConfigError`)."""
+    if options.seeds_per_batch:
+        raise ConfigError("seeds_per_batch: a sweep runs every seed of a device at once (set it to 0)")
+    if options.wandb:
+        raise ConfigError("wandb: a sweep logs each grid point to points/<setting>/ (CSV, JSONL, --tensorboard); "
+                          "W&B logs one run per process, so it is not supported for sweeps")
+    if getattr(options, "video", "off") != "off":
+        raise ConfigError(f"video: a sweep writes no policy video (video={options.video!r}); set it to 'off'")
+    return check_grid(config, grid)
+
+
+def _abstract_state(config: BaseConfig, num_seeds: int, grid: Mapping[str, Sequence[float]] | None) -> Any:
+    """``ShapeDtypeStruct`` tree of the run's state: ``[seeds, ...]``, a sweep's ``[points, seeds, ...]``."""
+    if grid is None:
+        return abstract_train_state(config, num_seeds)
+    return abstract_grid_state(config, len(grid_settings(grid)), num_seeds)
 
 
 class _Announcer:
@@ -190,14 +260,15 @@ class _Announcer:
         self.pending = distributed.process_count() > 1
 
     def ready(self, config: BaseConfig, options: RunOptions, plan: list[int], start: StartPoint | None,
-              timing: dict[str, Any] | None) -> None:
-        """Send the run's config, options, plan and timings, then the restored state and history (if any)."""
+              timing: dict[str, Any] | None, grid: dict[str, list[float]] | None = None) -> None:
+        """Send the run's config, options, plan, grid and timings, then the restored state and history (if any)."""
         if not self.pending:
             return
         self.pending = False
         history = None if start is None else {k: str(np.asarray(v).dtype) for k, v in start.metrics.items()}
         distributed.broadcast_json({"error": None, "run": run_dict(config, options), "plan": plan, "timing": timing,
-                                    "step": None if start is None else start.updates_done, "history": history})
+                                    "step": None if start is None else start.updates_done, "history": history,
+                                    "grid": None if grid is None else list(grid.items())})
         if start is not None:
             distributed.broadcast_arrays((to_host(start.state), dict(start.metrics)), None)
 
@@ -216,16 +287,18 @@ def _follow(on_chunk: Callable[[ChunkReport], None] | None, devices: Sequence[ja
     if setup["error"] is not None:
         raise distributed.ProcessGroupError(f"process 0 stopped before training: {setup['error']}")
     config, options = split_run_dict(setup["run"])
+    grid = None if setup.get("grid") is None else dict(setup["grid"])  # a list of pairs: the fields' order kept
     start = None
     if setup["step"] is not None:
-        step, abstract = int(setup["step"]), abstract_train_state(config, options.num_seeds)
-        history = {k: jax.ShapeDtypeStruct((options.num_seeds, step), np.dtype(d)) for k, d in setup["history"].items()}
+        step, abstract = int(setup["step"]), _abstract_state(config, options.num_seeds, grid)
+        leading = (options.num_seeds,) if grid is None else (len(grid_settings(grid)), options.num_seeds)
+        history = {k: jax.ShapeDtypeStruct((*leading, step), np.dtype(d)) for k, d in setup["history"].items()}
         state, metrics = distributed.broadcast_arrays(None, (host_template(abstract), history))
         start = StartPoint(step, from_host(state, abstract), metrics)
     try:
         result = train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=on_chunk or (lambda _: None),
                                      plan=[int(n) for n in setup["plan"]], start=start, devices=devices,
-                                     seeds_per_batch=options.seeds_per_batch or None)
+                                     seeds_per_batch=options.seeds_per_batch or None, grid=grid)
     except TrainingDiverged as err:
         err.last_checkpoint = None  # process 0 names it
         raise
@@ -254,31 +327,42 @@ def _drop_progress(run_dir: Path) -> None:
 
 
 def _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
-                  devices, announce) -> RunResult:
+                  devices, announce, grid=None) -> RunResult:
     """The body of :func:`train_durable`, run while holding the run directory's lock."""
     checkpointer = Checkpointer(run_dir / "checkpoints", keep=options.keep_checkpoints)
     meta = {"config": config.to_dict(), "options": options.to_dict(), "plan": plan}
+    if grid is not None:  # a list of pairs: the order of the fields (the points axis) is compared too
+        meta["grid"] = [[name, values] for name, values in grid.items()]
     start, timing = (None, None)
     if resume and not restart:
-        start, timing = _restore_start(run_dir, checkpointer, config, options, meta)
+        start, timing = _restore_start(run_dir, checkpointer, config, options, meta, grid)
     if resume:
         info = rundir.record_resume(run_dir, info, command, 0 if start is None else start.updates_done)
     if start is None or start.updates_done < config.num_updates:  # training again: not finished until saved
         (run_dir / rundir.COMPLETE_FILE).unlink(missing_ok=True)
-    sinks = _open_sinks(run_dir, config, options, info, start)
-    announce.ready(config, options, plan, start, timing)
+    if grid is None:
+        sinks = _open_sinks(run_dir, config, options, info, start)
+    else:  # one sink group per grid point, in points/<setting>/
+        def open_point(directory: Path, i: int) -> ls.SinkGroup:
+            history = None if start is None else {k: v[i] for k, v in start.metrics.items()}
+            return _open_sinks(directory, config, options, info, start and dataclasses.replace(start, metrics=history))
+
+        sinks = sweep_files.PointSinks(run_dir, [setting_label(s) for s in grid_settings(grid)], open_point)
+    announce.ready(config, options, plan, start, timing, grid)
     logged = 0 if start is None else start.updates_done
     collapse = _CollapseCheck(config, options)
+    runs = options.num_seeds * (1 if grid is None else len(grid_settings(grid)))
+    clock = ls.WallClock(runs, config.batch_size, logged, timing)  # continues the checkpoint's
 
     def after_chunk(report: ChunkReport) -> None:
         nonlocal logged
-        for sink in sinks:
-            sink.write(report.chunk_metrics)
+        sinks.write(report.chunk_metrics)
+        sinks.write_timing(clock.record(report.updates_done, report.run_seconds))
         logged = report.updates_done
-        collapse(report.chunk_metrics, report.updates_done - report.chunk_metrics["env_steps"].shape[1])
+        collapse(report.chunk_metrics, report.updates_done - report.chunk_metrics["env_steps"].shape[-1])
         if (report.index + 1) % options.checkpoint_every == 0 or report.updates_done == config.num_updates:
             timing_now = {"compile_seconds": report.compile_seconds, "run_seconds": report.run_seconds,
-                          "updates_run": report.updates_run}
+                          "updates_run": report.updates_run, **clock.checkpoint_timing()}
             checkpointer.save(report.updates_done, report.state, report.metrics, {**meta, "timing": timing_now})
         if on_chunk is not None:
             on_chunk(report)
@@ -287,18 +371,16 @@ def _train_locked(run_dir, config, options, plan, info, resume, restart, command
         result = train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=after_chunk, plan=plan,
                                      start=start, devices=devices, seeds_per_batch=options.seeds_per_batch or None,
                                      on_compile=on_compile if start is None or start.updates_done < config.num_updates
-                                     else None)
+                                     else None, grid=grid)
     except TrainingDiverged as err:
-        tail = {k: v[:, logged:err.update] for k, v in err.metrics.items()}
-        for sink in sinks:  # show the run up to and including the update that diverged, no further
-            sink.write(tail)
+        tail = {k: v[..., logged:err.update] for k, v in err.metrics.items()}
+        sinks.write(tail)  # show the run up to and including the update that diverged, no further
         err.last_checkpoint = checkpointer.last_verified()
         raise
     finally:
-        for sink in sinks:
-            sink.close()
+        sinks.close()
         checkpointer.close()
-    return _finished_timing(result, timing)
+    return dataclasses.replace(_finished_timing(result, timing), wall_clock=clock.table())
 
 
 class _CollapseCheck:
@@ -320,12 +402,13 @@ class _CollapseCheck:
                 continue
             limit, compare, verb, meaning = self.limits[name]
             with np.errstate(invalid="ignore"):
-                hit = compare(np.asarray(chunk[name]), limit)
+                hit = compare(np.asarray(chunk[name]), limit)  # [seeds, n], a sweep's [points, seeds, n]
             if hit.any():
-                update = offset + int(np.argmax(hit.any(axis=0))) + 1
-                seeds = np.flatnonzero(hit.any(axis=1)).tolist()
-                shown = ", ".join(map(str, seeds[:8])) + (", ..." if len(seeds) > 8 else "")
-                warnings.warn(f"{name} {verb} {limit:g} at update {update} (seeds {shown}): {meaning}; "
+                update = offset + int(np.argmax(hit.reshape(-1, hit.shape[-1]).any(axis=0))) + 1
+                rows = np.argwhere(hit.any(axis=-1))  # (seed,) or (point, seed) of each run that crossed
+                shown = ", ".join("/".join(map(str, r)) for r in rows[:8]) + (", ..." if len(rows) > 8 else "")
+                unit = "seeds" if hit.ndim == 2 else "point/seed"
+                warnings.warn(f"{name} {verb} {limit:g} at update {update} ({unit} {shown}): {meaning}; "
                               "consider a smaller learning rate or see the collapse_* options",
                               CollapseWarning, stacklevel=2)
                 del self.limits[name]  # once per kind and run
@@ -340,12 +423,12 @@ def _differences(saved: Any, current: Any) -> str:
                      for k in keys if saved.get(k, "(absent)") != current.get(k, "(absent)"))
 
 
-def _restore_start(run_dir: Path, checkpointer, config: BaseConfig, options,
-                   meta: dict[str, Any]) -> tuple[StartPoint | None, dict[str, Any] | None]:
+def _restore_start(run_dir: Path, checkpointer, config: BaseConfig, options, meta: dict[str, Any],
+                   grid: dict[str, list[float]] | None = None) -> tuple[StartPoint | None, dict[str, Any] | None]:
     """The newest intact checkpoint as a :class:`StartPoint` (checked against the run's config) and its timings."""
-    repair = f"python -m purejaxrl_ppo train --resume {run_dir} --restart"
+    repair = f"python -m purejaxrl_ppo {'train' if grid is None else 'sweep'} --resume {run_dir} --restart"
     try:
-        restored = checkpointer.restore_latest(abstract_train_state(config, options.num_seeds))
+        restored = checkpointer.restore_latest(_abstract_state(config, options.num_seeds, grid))
     except CheckpointError as err:
         raise CheckpointError(f"{err}; every checkpoint was quarantined to {run_dir / 'corrupt_checkpoints'}; to "
                               f"start again from update 0: {repair}") from None
@@ -360,7 +443,7 @@ def _restore_start(run_dir: Path, checkpointer, config: BaseConfig, options,
         saved["options"] = {**type(options)().to_dict(), **saved["options"]}
     if isinstance(saved.get("config"), dict):  # config fields added since (e.g. ``policy``): their defaults
         saved["config"] = {**type(config)().to_dict(), **type(config).upgrade_dict(saved["config"])}
-    for name in ("config", "options", "plan"):
+    for name in meta:  # config, options, plan (and a sweep's grid)
         if saved.get(name) != meta[name]:
             raise RunDirError(
                 f"checkpoint {checkpointer.directory / str(restored.step)} was written with a different {name} "
@@ -370,12 +453,12 @@ def _restore_start(run_dir: Path, checkpointer, config: BaseConfig, options,
     return StartPoint(restored.step, restored.state, restored.history), saved.get("timing")
 
 
-def _open_sinks(run_dir: Path, config: BaseConfig, options, info: dict[str, Any], start: StartPoint | None) -> list:
+def _open_sinks(run_dir: Path, config: BaseConfig, options, info: dict[str, Any],
+                start: StartPoint | None) -> ls.SinkGroup:
     """CSV and JSONL always; TensorBoard and W&B if asked. A resume rewrites CSV/JSONL from the history."""
-    sinks: list = [ls.CSVSink(run_dir, config.batch_size), ls.JSONLSink(run_dir, config.batch_size)]
+    sinks = ls.SinkGroup([ls.CSVSink(run_dir, config.batch_size), ls.JSONLSink(run_dir, config.batch_size)])
     if start is not None and start.metrics:
-        for sink in sinks:
-            sink.write(start.metrics)
+        sinks.write(start.metrics)
     purge = None if start is None else (start.updates_done + 1) * config.batch_size
     if options.tensorboard:
         sinks.append(ls.TensorBoardSink(run_dir, options.num_seeds, options.log_seeds, purge_step=purge))

@@ -14,9 +14,10 @@ class RunOptions(Validated):
 
     Chunking only decides where the host may checkpoint, log and show progress
     between compiled chunks: any plan gives bit-identical results. The device
-    count does not change results either, except in the last float bits when
-    it changes how many seeds a device vmaps at once; ``seeds_per_batch``
-    fixes that number, making results bit-identical on any device count.
+    count changes how many seeds a device vmaps at once, and with it the last
+    float bits, which training amplifies into different per-seed results over
+    a long run (the same distribution over seeds); ``seeds_per_batch`` fixes
+    that number, making every seed's results bit-identical on any device count.
     """
 
     num_seeds: int = field(8, "independent seeds, split over every local device and vmapped", bounds=COUNT)
@@ -35,6 +36,11 @@ class RunOptions(Validated):
     log_seeds: int = field(
         16, "per-seed curves for at most this many seeds in TensorBoard/W&B (CSV/JSONL hold all)",
         bounds=NON_NEGATIVE_COUNT,
+    )
+    video: str = field(
+        "off", "after training, write video.gif or video.mp4 (MP4 needs the render extra) of seed 0's deterministic "
+        "episode, at most 500 steps; where the env cannot be drawn with the installed packages, a note says why "
+        "and the run finishes without it", choices=("off", "gif", "mp4"),
     )
 
     collapse_entropy: float = field(

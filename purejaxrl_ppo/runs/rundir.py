@@ -8,6 +8,7 @@
       checkpoints/<step>/    orbax checkpoints (the newest K), step = updates done
       metrics.csv, metrics_aggregate.csv, metrics.jsonl, tensorboard/, wandb/   logs
       metrics.npz, summary.json, config.json, policy.msgpack, learning_curve.png  when finished
+      timing.csv             when finished: seconds of training per chunk (runs.sinks.WallClock)
       complete.json          written last: the final files and their SHA-256 (the run is finished)
       .lock                  who is writing (pid, host); one writer at a time
 
@@ -48,7 +49,7 @@ FINAL_FILES = ("metrics.npz", "summary.json", "config.json", "policy.msgpack", "
 #: Everything this package writes into a run directory (``--overwrite`` removes exactly these).
 OWNED = (
     CONFIG_FILE, RUN_FILE, COMPLETE_FILE, "checkpoints", "corrupt_checkpoints", "tensorboard", "wandb",
-    "metrics.csv", "metrics_aggregate.csv", "metrics.jsonl", *FINAL_FILES,
+    "metrics.csv", "metrics_aggregate.csv", "metrics.jsonl", *FINAL_FILES, "timing.csv", "video.gif", "video.mp4",
 )
 
 
@@ -250,10 +251,21 @@ def prepare_new(run_dir: Path, overwrite: bool, owned: tuple[str, ...] = OWNED) 
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
-def write_metadata(run_dir: Path, config: BaseConfig, options: RunOptions, plan: list[int], command: str) -> dict:
-    """Write ``config.yaml`` and ``run.json`` for a new run; returns the run info."""
-    write_run_file(run_dir / CONFIG_FILE, config, options,
-                   header=f"Resolved config of this run; rerun with:\n  python -m purejaxrl_ppo train --config {run_dir / CONFIG_FILE}")
+def write_metadata(run_dir: Path, config: BaseConfig, options: RunOptions, plan: list[int], command: str,
+                   grid: dict[str, list[float]] | None = None) -> dict:
+    """Write ``config.yaml`` and ``run.json`` for a new run; returns the run info.
+
+    ``grid``: a sweep's ``{field: values}``, written into ``config.yaml`` as its ``sweep`` mapping
+    (:mod:`purejaxrl_ppo.runs.sweep_files`).
+    """
+    if grid is None:
+        write_run_file(run_dir / CONFIG_FILE, config, options,
+                       header=f"Resolved config of this run; rerun with:\n  python -m purejaxrl_ppo train --config {run_dir / CONFIG_FILE}")
+    else:
+        from purejaxrl_ppo.runs.sweep_files import write_sweep_file  # (it builds on this module)
+
+        write_sweep_file(run_dir / CONFIG_FILE, config, options, grid,
+                         header=f"Resolved config and grid of this sweep; rerun with:\n  python -m purejaxrl_ppo sweep --config {run_dir / CONFIG_FILE}")
     info = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "versions": versions(),

@@ -71,7 +71,7 @@ def test_compare_labels_runs_by_directory_name(tmp_path, finished_run, capsys, m
         shutil.copytree(finished_run, tmp_path / path)
     plotted = []
     monkeypatch.setattr(plots, "plot_learning_curves",
-                        lambda runs, path, title="": plotted.append([label for label, _ in runs]))
+                        lambda runs, path, title="", **options: plotted.append([label for label, _ in runs]))
     capsys.readouterr()
     assert main(["compare", str(tmp_path / "alpha"), str(tmp_path / "beta"), "--plot", str(tmp_path / "c.png")]) == 0
     table = capsys.readouterr().out

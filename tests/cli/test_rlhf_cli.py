@@ -38,6 +38,14 @@ def base_run(tmp_path_factory):
     return run
 
 
+def test_the_run_directory_holds_only_described_entries(base_run):
+    from helpers import check_listing
+    from purejaxrl_ppo.runs.contents import RLHF_RUN_FILES
+
+    check_listing(base_run, RLHF_RUN_FILES)
+    assert {"sft", "rm", "sweep.json", "summary.json", "complete.json"} <= {p.name for p in base_run.iterdir()}
+
+
 def test_run_writes_the_pinned_summary_and_files(base_run):
     summary = _summary(base_run)
     for key in PINNED:

@@ -159,6 +159,7 @@ def _start_killer(tmp_path: Path, run_file: Path, out: Path, **extra: str) -> li
             for env in process_environments(2, 1, free_port(), base)]
 
 
+@pytest.mark.heavy  # ~45 s (a heartbeat timeout, then two resumes): make test-all; make test keeps the exception case
 def test_a_killed_process_stops_the_other_and_resume_finishes_on_two_or_one(run_file, reference, tmp_path, capfd):
     out = tmp_path / "killed"
     procs = _start_killer(tmp_path, run_file, out, KILL_PROCESS="1")

@@ -90,6 +90,18 @@ def test_checkpoint_holds_state_history_and_config(reference):
     np.testing.assert_array_equal(restored.history["env_steps"][0], np.arange(1, 9) * CONFIG.batch_size)
     leaves_equal(restored.state, reference[0].final_state)
     np.testing.assert_array_equal(restored.state.update_step, [8, 8])
+    assert restored.meta["timing"]["compile_seconds"] == reference[0].compile_seconds > 0
+
+
+def test_a_finished_run_resumed_keeps_its_timings(reference, tmp_path):
+    import shutil
+
+    copy = tmp_path / "run"
+    shutil.copytree(reference[1], copy)
+    again = train_durable(copy, resume=True)
+    assert again.updates_run == CONFIG.num_updates  # the process that finished it ran every update
+    assert again.compile_seconds == reference[0].compile_seconds > 0
+    assert 0 < again.run_seconds <= reference[0].run_seconds  # as of the last checkpoint (before the final sync)
 
 
 def pjp_abstract():

@@ -26,7 +26,14 @@ from pathlib import Path
 
 import pytest
 
-from helpers import assert_same_results, checkpoint_states, cli_reference_run, leaves_equal, write_run_file
+from helpers import (
+    KILL_DRIVER,
+    assert_same_results,
+    checkpoint_states,
+    cli_reference_run,
+    leaves_equal,
+    write_run_file,
+)
 from purejaxrl_ppo.cli.commands import main
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.checkpoint import CHECKSUMS, Checkpointer, CorruptCheckpointWarning
@@ -47,9 +54,12 @@ keep_checkpoints: 2
 """
 FINAL_UPDATE = 8
 LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl")
+#: Renames of the final files: policy.msgpack, metrics.npz, summary.json, config.json, learning_curve.png,
+#: timing.csv.
+FINAL_FILE_RENAMES = 6
 #: Renames of an uninterrupted run of RUN_FILE: run.json, 4 checkpoints × (3 orbax items + orbax's commit +
-#: manifest + our rename), 2 deletions of old checkpoints, 5 final files and the completion marker.
-NUM_RENAMES = 1 + 4 * 6 + 2 + 5 + 1
+#: manifest + our rename), 2 deletions of old checkpoints, the final files and the completion marker.
+NUM_RENAMES = 1 + 4 * 6 + 2 + FINAL_FILE_RENAMES + 1
 #: The deletion of checkpoint 2 after checkpoint 6 was saved: from there on, the CI sweep (the last
 #: checkpoint's save starts at LAST_SAVE + 1).
 LAST_SAVE = 1 + 3 * 6 + 1
@@ -166,27 +176,12 @@ def test_crash_before_run_json_is_a_clear_error(run_file, reference, tmp_path, m
     assert "run.json" in outcome and "--overwrite" in outcome
 
 
-DRIVER = textwrap.dedent("""
-    import os, signal, sys
-    from purejaxrl_ppo.cli.commands import main
-
-    kill_at, count = int(sys.argv[3]), [0]
-    def hook(real):
-        def hooked(*args, **kwargs):
-            count[0] += 1
-            if count[0] == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-        return hooked
-    os.rename, os.replace = hook(os.rename), hook(os.replace)
-    sys.exit(main(["train", "--config", sys.argv[1], "--out", sys.argv[2], "--quiet"]))
-""")
 
 
 def _kill_then_resume(k, run_file, reference, tmp_path, capsys) -> str:
     out = tmp_path / f"kill-{k}"
-    proc = subprocess.run([sys.executable, "-c", DRIVER, str(run_file), str(out), str(k)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run([sys.executable, "-c", KILL_DRIVER, str(k), "train", "--config", str(run_file), "--out",
+                           str(out), "--quiet"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     return resume_to_the_end(out, reference, capsys)
 
@@ -209,7 +204,7 @@ def stopped(run_file, tmp_path, monkeypatch) -> Path:
     """A run killed just before finishing: checkpoints 6 and 8 on disk, no final files."""
     out = tmp_path / "stopped"
     with monkeypatch.context() as patch:
-        crash_at(patch, NUM_RENAMES - 5)  # the first final file
+        crash_at(patch, NUM_RENAMES - FINAL_FILE_RENAMES)  # the first final file
         with pytest.raises(Crash):
             train(run_file, out)
     assert Checkpointer(out / "checkpoints").steps() == [6, 8]
@@ -260,7 +255,7 @@ def test_damaged_newest_checkpoint_falls_back_and_equals_the_uninterrupted_run(k
 def test_any_damaged_checkpoint_file_falls_back(kind, run_file, reference, tmp_path, monkeypatch, capsys):
     stopped_dir = tmp_path / "template"
     with monkeypatch.context() as patch:
-        crash_at(patch, NUM_RENAMES - 5)
+        crash_at(patch, NUM_RENAMES - FINAL_FILE_RENAMES)
         with pytest.raises(Crash):
             train(run_file, stopped_dir)
     for i, path in enumerate(_checkpoint_files(stopped_dir, 8)):
@@ -303,6 +298,7 @@ def test_restart_needs_resume(capsys, tmp_path):
 @pytest.mark.parametrize(("name", "kind"), [
     ("summary.json", "truncate"), ("summary.json", "delete"), ("metrics.npz", "truncate"),
     ("policy.msgpack", "truncate"), ("learning_curve.png", "delete"), ("config.json", "truncate"),
+    ("timing.csv", "truncate"),
     (rundir.COMPLETE_FILE, "truncate"), (rundir.COMPLETE_FILE, "delete"),
 ])
 def test_damaged_final_file_is_refused_by_compare_and_render_and_repaired_by_resume(name, kind, reference, tmp_path,

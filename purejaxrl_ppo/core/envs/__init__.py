@@ -11,6 +11,7 @@ env ``"CartPole-v1?mask=velocity"`` (see :mod:`purejaxrl_ppo.core.envs.masked`).
 
 from __future__ import annotations
 
+import difflib
 import functools
 
 import jax
@@ -47,8 +48,12 @@ def check_env_name(name: str) -> None:
         parse_brax_name(name)
     elif is_masked_name(name):
         parse_masked_name(name)
-    elif name not in _gymnax_names():
-        raise ValueError(f"unknown environment {name!r}; known: {', '.join(registered_env_names())}")
+    elif name not in _gymnax_names():  # Brax is not imported for this message: only a brax/ name needs it
+        known = _gymnax_names() + masked_env_names()
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(f"unknown environment {name!r}{hint}; known: {', '.join(known)}, and {BRAX_PREFIX}<env> for "
+                         f"a Brax environment (pjp.registered_env_names() lists them)")
 
 
 @functools.lru_cache(maxsize=None)

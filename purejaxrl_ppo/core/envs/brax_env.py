@@ -15,9 +15,14 @@ state from the step's key (Brax's own auto-reset replays the first state).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from typing import Any
+import io
+import re
+import sys
+import warnings
+from typing import Any, Iterator
 from urllib.parse import parse_qsl
 
 import jax
@@ -41,11 +46,48 @@ DEFAULT_BACKEND = "generalized"
 DEFAULT_EPISODE_LENGTH = 1000
 
 
+#: What importing Brax or building a Brax system says that is no business of a user of this package:
+#: mujoco-mjx's prints about its optional GPU backend (warp), and two notices about maintenance.
+_WARP_PRINT = re.compile(r"^Failed to import (warp|mujoco_warp): .*\n?", re.MULTILINE)
+_QUIET_WARNINGS = (
+    (r"Brax System, piplines and environments are not actively being maintained", UserWarning),  # brax.io.mjcf
+    (r"JAXopt is no longer maintained", DeprecationWarning),  # jaxopt, imported by brax
+)
+
+
+@contextlib.contextmanager
+def quiet_brax() -> Iterator[None]:
+    """Import Brax or build a Brax environment without its notices (and nothing else hidden).
+
+    mujoco-mjx ``print``s ``Failed to import warp: ...`` and ``Failed to import mujoco_warp: ...``
+    when its optional GPU backend is absent (it is not a dependency here), and Brax warns on every
+    system it builds that it is not actively maintained. Inside this block, standard output is
+    collected and given back without those two lines, and those two warnings (matched by message
+    and category) are ignored; every other line and warning passes through.
+    """
+    captured = io.StringIO()
+    try:
+        with warnings.catch_warnings():
+            for message, category in _QUIET_WARNINGS:
+                warnings.filterwarnings("ignore", message=message, category=category)
+            with contextlib.redirect_stdout(captured):
+                yield
+    finally:
+        rest = _WARP_PRINT.sub("", captured.getvalue())
+        if rest:
+            sys.stdout.write(rest)
+
+
+def import_brax_envs():
+    """``brax.envs``, imported on first use (only when a Brax environment is asked for), quietly."""
+    with quiet_brax():
+        from brax import envs
+    return envs
+
+
 def brax_env_ids() -> tuple[str, ...]:
     """Environment ids Brax's ``envs.get_environment`` knows, without the prefix."""
-    from brax import envs
-
-    return tuple(sorted(envs._envs))  # the registry has no public listing
+    return tuple(sorted(import_brax_envs()._envs))  # the registry has no public listing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +153,10 @@ class BraxEnv:
 
     @classmethod
     def make(cls, name: str) -> "BraxEnv":
-        from brax import envs
-
         spec = parse_brax_name(name)
-        env = envs.get_environment(spec.env_id, backend=spec.backend)
+        envs = import_brax_envs()
+        with quiet_brax():
+            env = envs.get_environment(spec.env_id, backend=spec.backend)
         if not isinstance(env.observation_size, int):
             raise ValueError(f"Brax env {spec.env_id!r} has dict observations; only flat vectors are supported")
         size = int(env.action_size)
