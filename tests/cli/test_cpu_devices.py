@@ -30,8 +30,8 @@ def _train(out, *extra: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.slow
-def test_two_cpu_devices_with_fixed_blocks_equal_one_device_bit_for_bit(tmp_path):
+@pytest.mark.heavy  # two interpreters and compiles (~25 s): make test-all; make test checks the library level
+def test_two_cpu_devices_with_fixed_blocks_equal_one_device_bit_for_bit(tmp_path):  # (tests/launch/test_layout.py)
     one, two = tmp_path / "one", tmp_path / "two"
     _train(one)
     _train(two, "--cpu-devices", "2")
