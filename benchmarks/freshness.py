@@ -100,13 +100,15 @@ def _git(root: Path, *args: str, data: bytes | None = None) -> bytes:
 
 
 def recorded_code(doc: Any) -> dict[str, Any] | None:
-    """The ``code`` a result file records: top level, under its ``machine`` or ``run``, or in a notebook's
-    ``metadata.purejaxrl_ppo`` stamp (``notebooks/execute.py``); None if absent."""
+    """The ``code`` a result file records: under its ``machine`` (or its run's), at the top level, or in a
+    notebook's ``metadata.purejaxrl_ppo`` stamp (``notebooks/execute.py``); None if absent."""
     if not isinstance(doc, dict):
         return None
     notebook = (doc.get("metadata") or {}).get("purejaxrl_ppo") if isinstance(doc.get("metadata"), dict) else None
-    for holder in (doc, doc.get("machine"), doc.get("run"), (doc.get("run") or {}).get("machine")
-                   if isinstance(doc.get("run"), dict) else None, notebook):
+    run = doc.get("run") if isinstance(doc.get("run"), dict) else {}
+    # the machine's first: a script that updates part of an older file rewrites its machine (and code), while a
+    # top-level "code" may be the inferred one of the file's first version
+    for holder in (doc.get("machine"), run.get("machine"), doc, run, notebook):
         if isinstance(holder, dict) and isinstance(holder.get("code"), dict) and holder["code"].get("commit"):
             return holder["code"]
     return None
