@@ -304,7 +304,7 @@ def demo_page(src: Sources) -> str:
         "compiled run time (compile time excluded and reported separately).",
         [table(header, demo_rows(runs)), prov,
          "## Figure\n\n" + src.figure("docs/cartpole_ppo_vs_trpo.png", "cartpole_ppo_vs_trpo.png",
-                                      "PPO vs TRPO on CartPole-v1, median and interquartile band over seeds")
+                                      "PPO vs TRPO on CartPole-v1: return curves, IQM and 95% bootstrap CI over seeds")
          + "\n\nWritten by the last step of `make demo` (`python -m purejaxrl_ppo compare`) from the two runs above.",
          "## Configuration\n\n" + config])
 
@@ -947,7 +947,7 @@ def index_page(src: Sources) -> str:
                 "between days and machines; compare ratios measured in one run.",
                 ["## Headline\n\n" + headline_table(demo_summaries(src)) + " Details: [demo](demo.md).\n\n"
                  + src.figure("docs/cartpole_ppo_vs_trpo.png", "cartpole_ppo_vs_trpo.png",
-                              "PPO vs TRPO on CartPole-v1, median and interquartile band over seeds"),
+                              "PPO vs TRPO on CartPole-v1: return curves, IQM and 95% bootstrap CI over seeds"),
                  "## Pages\n\n" + table(["page", "what", "measured on"], rows)])
 
 
