@@ -766,8 +766,9 @@ def memory_page(src: Sources) -> str:
               if r["algo"] != "ppo" and ("ppo", r["policy"], r["seeds"]) in sps else DASH] for r in thr["results"]]
     return page("Memory-based policies", "GRU and attention policies (`--policy gru|attention`) against the MLP, "
                 "PPO and TRPO, each cell one program over all its seeds.", [
-                    "## Learning on memory tasks\n\nFinal return: mean over the last updates; IQM over seeds with a "
-                    "95% stratified-bootstrap CI; AUC: the mean of the learning curve.",
+                    "## Learning on memory tasks\n\nFinal return: the library's (the return of the last finished "
+                    f"episode carried forward, averaged over the last {FINAL_WINDOW} updates); IQM over seeds with a "
+                    "95% stratified-bootstrap CI; AUC: the mean of the (carried-forward) learning curve.",
                     table(["env", "algo", "policy", "envs × steps", "seeds", "env steps / seed",
                            "final return IQM [95% CI]", "AUC IQM [95% CI]", "final return median",
                            "wall s (compile incl.)", "env-steps/s"], lrows),
