@@ -199,24 +199,32 @@ def stale_results(root: Path, measurements: tuple[Measurement, ...] = MEASUREMEN
     """One line per stale result (or result whose code version is unknown); empty if every result is fresh."""
     problems = []
     for m in measurements:
-        path = root / m.files[0]
-        if not path.is_file():
-            problems.append(f"{m.name}: {m.files[0]} is missing; rerun: {m.rerun}")
-            continue
-        code = recorded_code(json.loads(path.read_text()))
-        if code is None:
-            problems.append(f"{m.name}: {m.files[0]} records no code version; rerun: {m.rerun}")
-            continue
-        try:
-            changed = changed_files(root, code, m.measures, m.excludes)
-        except LookupError as err:
-            problems.append(f"{m.name}: cannot tell: {err}")
-            continue
-        if changed:
-            shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
-            problems.append(f"{m.name}: measured at {code['commit'][:12]}, since then the code of {shown} changed; "
-                            f"rerun: {m.rerun}")
+        for rel in m.files:  # every JSON file is checked (figures and arrays come with the JSON beside them)
+            problem = _file_problem(root, m, rel)
+            if problem:
+                problems.append(f"{m.name}: {problem}; rerun: {m.rerun}")
+                break
     return problems
+
+
+def _file_problem(root: Path, m: Measurement, rel: str) -> str | None:
+    """Why the stored file ``rel`` of ``m`` is not a fresh measurement, or None."""
+    path = root / rel
+    if not path.is_file():
+        return f"{rel} is missing"
+    if path.suffix not in (".json", ".ipynb"):
+        return None
+    code = recorded_code(json.loads(path.read_text()))
+    if code is None:
+        return f"{rel} records no code version"
+    try:
+        changed = changed_files(root, code, m.measures, m.excludes)
+    except LookupError as err:
+        return f"cannot tell: {err}"
+    if not changed:
+        return None
+    shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+    return f"{rel} was measured at {code['commit'][:12]}, since then the code of {shown} changed"
 
 
 def describe(code: dict[str, Any] | None) -> str:

@@ -70,7 +70,7 @@ def test_a_result_is_fresh_until_its_code_changes(repo):
     assert stale(repo) == []
     edit(repo, "2 * x", "3 * x")
     [line] = stale(repo)
-    assert line.startswith("r: measured at ") and "purejaxrl_ppo/core/loop.py" in line
+    assert line.startswith(f"r: {RESULT} was measured at ") and "purejaxrl_ppo/core/loop.py" in line
     assert line.endswith("rerun: python bench.py")
 
 
@@ -104,6 +104,21 @@ def test_unknown_code_is_never_called_fresh(repo):
     assert "cannot tell" in stale(repo)[0]
     path.unlink()
     assert "is missing" in stale(repo)[0]
+
+
+def test_every_json_file_of_a_result_is_checked(repo):
+    """A result stored in two files (e.g. the demo's two summaries): the second one's code counts too."""
+    record(repo)
+    second = repo / "benchmarks" / "results" / "r2.json"
+    second.write_text(json.dumps({"value": 2.0}))  # written by hand, or by code that records nothing
+    figure = repo / "benchmarks" / "results" / "r.png"
+    figure.write_bytes(b"png")
+    both = (freshness.Measurement("r", (RESULT, "benchmarks/results/r.png", "benchmarks/results/r2.json"),
+                                  ("purejaxrl_ppo/core",), "python bench.py", excludes=()),)
+    assert freshness.stale_results(repo, both) == [
+        "r: benchmarks/results/r2.json records no code version; rerun: python bench.py"]
+    second.write_text((repo / RESULT).read_text())
+    assert freshness.stale_results(repo, both) == []
 
 
 def test_same_code_ignores_docstrings_and_comments_only():
