@@ -36,6 +36,15 @@ def video_run(tmp_path_factory):
     return run
 
 
+def untrained_policy(env_name: str) -> pjp.Policy:
+    """A one-seed :class:`pjp.Policy` with freshly initialised parameters (hidden size 8) for ``env_name``."""
+    config = pjp.PPOConfig(env_name=env_name, hidden_sizes=(8,))
+    env = pjp.make_env(config.env_name)
+    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], pjp.make_network(
+        config, env.action_space, env.observation_shape).init(jax.random.PRNGKey(0)))
+    return pjp.Policy(config, pjp.PolicyParams(params, None), (0,))
+
+
 def episode_length(policy: pjp.Policy, seed_index: int, steps: int) -> int:
     """Steps of the first deterministic episode, from the evaluation's rollout (at most ``steps``)."""
     params = policy.params_of(seed_index)
@@ -71,11 +80,7 @@ def test_train_writes_the_video_and_complete_json_covers_it(video_run, capsys):
 
 
 def test_a_video_that_cannot_be_drawn_is_a_note_and_an_old_one_is_removed(tmp_path, capsys):
-    config = pjp.PPOConfig(env_name="DeepSea-bsuite", hidden_sizes=(8,))
-    env = pjp.make_env(config.env_name)
-    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], pjp.make_network(
-        config, env.action_space, env.observation_shape).init(jax.random.PRNGKey(0)))
-    policy = pjp.Policy(config, pjp.PolicyParams(params, None), (0,))
+    policy = untrained_policy("DeepSea-bsuite")
     (tmp_path / "video.gif").write_bytes(b"an earlier run's")
     assert render.finish_run_video(policy, tmp_path, "gif") is None
     err = capsys.readouterr().err.strip().splitlines()
@@ -85,11 +90,7 @@ def test_a_video_that_cannot_be_drawn_is_a_note_and_an_old_one_is_removed(tmp_pa
 
 
 def test_classic_control_draws_through_pygame_or_says_it_needs_it(tmp_path):
-    config = pjp.PPOConfig(env_name="CartPole-v1", hidden_sizes=(8,))
-    env = pjp.make_env(config.env_name)
-    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], pjp.make_network(
-        config, env.action_space, env.observation_shape).init(jax.random.PRNGKey(0)))
-    policy = pjp.Policy(config, pjp.PolicyParams(params, None), (0,))
+    policy = untrained_policy("CartPole-v1")
     note = render.write_evaluation_video(policy, tmp_path / "v.gif")
     try:
         import pygame  # noqa: F401  (the render extra)
@@ -227,11 +228,7 @@ def _hue(colour: str) -> str:
 
 @pytest.mark.heavy
 def test_render_writes_an_offline_page_for_a_brax_policy(tmp_path):
-    config = pjp.PPOConfig(env_name="brax/inverted_pendulum", hidden_sizes=(8,))
-    env = pjp.make_env(config.env_name)
-    params = jax.tree_util.tree_map(lambda x: np.asarray(x)[None], pjp.make_network(
-        config, env.action_space, env.observation_shape).init(jax.random.PRNGKey(0)))
-    policy = pjp.Policy(config, pjp.PolicyParams(params, None), (0,))
+    policy = untrained_policy("brax/inverted_pendulum")
     states, rewards = render.deterministic_episode(policy, 0, jax.random.PRNGKey(0), 20)
     page = render._brax_page(policy, states, "offline")
     assert "http" not in page

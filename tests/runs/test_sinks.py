@@ -133,12 +133,17 @@ def test_tensorboard_writes_aggregate_and_per_seed_scalars(tmp_path):
     assert seed1["value_loss"][3 * BATCH] == pytest.approx(metrics["value_loss"][1, 2])
 
 
-def test_wandb_offline_writes_a_run_without_network(tmp_path, monkeypatch):
+@pytest.fixture
+def wandb_offline(monkeypatch):
+    """W&B in offline mode with no credentials or server in the environment (skips where wandb is absent)."""
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     for name in ("WANDB_API_KEY", "WANDB_BASE_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+def test_wandb_offline_writes_a_run_without_network(tmp_path, wandb_offline):
     sink = ls.WandbSink(tmp_path, project="test", run_id="abc123", name="tiny", config={"algo": "ppo"},
                         num_seeds=SEEDS, log_seeds=2, batch_size=BATCH)
     sink.write(synthetic_metrics())
@@ -206,12 +211,7 @@ def test_tensorboard_files_of_a_resume_in_the_same_second_are_both_kept(tmp_path
     assert scalars(tmp_path / "tensorboard" / "aggregate")["time/wall_seconds"] == {2 * BATCH: 1.0, 4 * BATCH: 2.0}
 
 
-def test_wandb_logs_wall_time_at_the_chunks_last_update(tmp_path, monkeypatch):
-    pytest.importorskip("wandb")
-    monkeypatch.setenv("WANDB_MODE", "offline")
-    monkeypatch.setenv("WANDB_SILENT", "true")
-    for name in ("WANDB_API_KEY", "WANDB_BASE_URL"):
-        monkeypatch.delenv(name, raising=False)
+def test_wandb_logs_wall_time_at_the_chunks_last_update(tmp_path, wandb_offline):
     sink = ls.WandbSink(tmp_path, project="test", run_id="time42", name="tiny", config={}, num_seeds=SEEDS,
                         log_seeds=0, batch_size=BATCH)
     sink.write(synthetic_metrics())
