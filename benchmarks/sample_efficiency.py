@@ -396,7 +396,8 @@ def write_report(stats: dict[str, Any], run_info: dict[str, Any], curves: dict[s
         steps = curves[e]["env_steps"]
         note = ENV_SPECS[e].reference_note if e in ENV_SPECS else ""
         spec = ENV_SPECS.get(e)
-        rollout = f"{spec.base['num_envs']} × {spec.base['num_steps']}" if spec else "?"
+        sizes = {**spec.base, **spec.ppo} if spec else {}  # Brax tasks take their sizes from the preset (spec.ppo)
+        rollout = f"{sizes['num_envs']} × {sizes['num_steps']}" if "num_envs" in sizes else "?"
         lines.append(f"| {e} | {int(steps[-1]):,} | {steps.size} | {rollout} | {low:.1f} | {high:.1f} ({note}) |")
     lines += [
         "",
