@@ -11,7 +11,10 @@ PYTEST_FLAGS ?=
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev,logging]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,logging,envs]"
+	# POPGym Arcade without its dependency stable-gymnax, which would overwrite gymnax 1.0 (docs/envs/popgym-arcade.md)
+	$(BIN)/python -m pip install --quiet --no-deps "popgym-arcade==0.0.7"
+	$(BIN)/python -m pip install --quiet "dm_pix>=0.4.5,<0.5" "jaxtyping>=0.3,<0.4"
 	touch $(STAMP)
 
 install: $(STAMP)

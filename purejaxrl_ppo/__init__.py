@@ -38,7 +38,8 @@ from purejaxrl_ppo.core.algos import (  # noqa: E402
 from purejaxrl_ppo.core.algos.ppo import PPO, PPOConfig, adapt_kl_coef, ppo_loss  # noqa: E402
 from purejaxrl_ppo.core.algos.trpo import TRPO, TRPOConfig, conjugate_gradient, make_fisher_vector_product  # noqa: E402
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError  # noqa: E402
-from purejaxrl_ppo.core.envs import make_env, registered_env_names  # noqa: E402
+from purejaxrl_ppo.core.envs import make_env, register_env, registered_env_names  # noqa: E402
+from purejaxrl_ppo.core.envs.check import EnvCheckError, check_env, env_problems  # noqa: E402
 from purejaxrl_ppo.core.acting import Policy, PolicyParams  # noqa: E402
 from purejaxrl_ppo.core.evaluate import evaluate  # noqa: E402
 from purejaxrl_ppo.core.loop import (  # noqa: E402
@@ -74,6 +75,7 @@ __all__ = [
     "Algorithm",
     "BaseConfig",
     "ConfigError",
+    "EnvCheckError",
     "Network",
     "PPO",
     "PPOConfig",
@@ -92,8 +94,10 @@ __all__ = [
     "UpdateBatch",
     "adapt_kl_coef",
     "brax_preset",
+    "check_env",
     "config_from_dict",
     "conjugate_gradient",
+    "env_problems",
     "evaluate",
     "evaluation_key",
     "export_policy",
@@ -114,6 +118,7 @@ __all__ = [
     "register_algorithm",
     "register_network",
     "registered_algorithms",
+    "register_env",
     "registered_env_names",
     "registered_networks",
     "run_training",

@@ -17,6 +17,7 @@ import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax run
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from purejaxrl_ppo.core.envs.base import ActionSpace
 from purejaxrl_ppo.core.networks import ActorCritic
@@ -95,6 +96,29 @@ def env_rollout(env, key, actions):
 
 
 # ----------------------------------------------------------------------------- numpy references
+def turn_then_goal(env, turn: int, to_goal, goal_reward: float):
+    """A grid world that starts the same way each episode (MiniGrid's Empty-5x5 with a 6-step limit): turning
+    in place ``max_episode_steps`` times truncates (never terminates) and resets to the first observation;
+    then the actions ``to_goal`` terminate at their last step with ``goal_reward``, and reset again.
+    Returns the last step's result."""
+    step = fast_jit(env.step)
+    first, state = fast_jit(env.reset)(jax.random.PRNGKey(0))
+    limit = env.max_episode_steps
+    for t in range(limit):
+        result = step(jax.random.PRNGKey(t), state, jnp.int32(turn))
+        state = result.state
+        assert bool(result.truncated) == (t == limit - 1) and not bool(result.terminated)
+    np.testing.assert_array_equal(result.obs, first)
+    assert not np.array_equal(result.final_obs, first)  # the agent faces another way at the end
+    for t, action in enumerate(to_goal):
+        result = step(jax.random.PRNGKey(10 + t), state, jnp.int32(action))
+        state = result.state
+        assert bool(result.terminated) == (t == len(to_goal) - 1) and not bool(result.truncated)
+    assert float(result.reward) == pytest.approx(goal_reward)
+    np.testing.assert_array_equal(result.obs, first)
+    return result
+
+
 def softmax(x):
     x = np.asarray(x, np.float64)
     e = np.exp(x - x.max(-1, keepdims=True))

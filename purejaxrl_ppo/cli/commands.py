@@ -10,6 +10,7 @@ summary table and writes metrics, a JSON summary and a learning-curve PNG.
 their learning curves (``--metric``, ``--smooth``, ``--x steps|time``, ``--band ci|iqr|none``).
 ``render --run DIR`` writes an HTML viewer (Brax), a GIF or an MP4 of a run's deterministic policy;
 ``export --run DIR --out FILE`` writes its policy as one self-contained file (:mod:`purejaxrl_ppo.cli.export`).
+``check-env --env NAME`` checks that an environment follows the env protocol (:mod:`purejaxrl_ppo.cli.check_env`).
 ``rlhf`` runs SFT, a reward model and PPO/TRPO on a synthetic language (:mod:`purejaxrl_ppo.cli.rlhf`).
 ``sweep --set FIELD=V1,V2,...`` trains a grid of numeric hyperparameters × seeds like ``train``, durably, and
 prints a table per setting (:mod:`purejaxrl_ppo.cli.sweep`).
@@ -42,6 +43,7 @@ from purejaxrl_ppo.cli.flags import (
     add_option_flags,
     flag_values,
 )
+from purejaxrl_ppo.cli.check_env import add_check_env_parser, cmd_check_env
 from purejaxrl_ppo.cli.export import add_export_parser, cmd_export
 from purejaxrl_ppo.cli.presets import brax_preset
 from purejaxrl_ppo.cli.rlhf import add_rlhf_parser, cmd_rlhf
@@ -132,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_rlhf_parser(sub)
     add_launch_parser(sub)
     add_export_parser(sub)
+    add_check_env_parser(sub)
     parser.description = (f"PPO and TRPO, each run compiled into one jax.lax.scan, many seeds at once. Commands: "
                           f"{', '.join(sub.choices)}; `python -m purejaxrl_ppo COMMAND --help` explains each.")
     return parser
@@ -633,7 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     try:
         return {"train": cmd_train, "compare": cmd_compare, "render": cmd_render,
-                "rlhf": cmd_rlhf, "launch": cmd_launch, "sweep": cmd_sweep, "export": cmd_export}[args.command](args)
+                "rlhf": cmd_rlhf, "launch": cmd_launch, "sweep": cmd_sweep, "export": cmd_export,
+                "check-env": cmd_check_env}[args.command](args)
     except ConfigError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

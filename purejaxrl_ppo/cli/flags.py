@@ -40,7 +40,7 @@ TRAIN_SECTIONS: dict[str, tuple[str, ...]] = {
     "environment": ("env_name", "total_timesteps", "num_envs", "num_steps", "normalize_observations",
                     "scale_rewards"),
     "network": ("policy", "hidden_sizes", "activation", "rnn_hidden_size", "context_len", "num_heads", "embed_dim",
-                "shared_torso", "action_squash"),
+                "shared_torso", "torso", "cnn_channels", "privileged_keys", "action_squash"),
     ALGORITHM_SECTION: ("gamma", "gae_lambda", "ent_coef", "normalize_advantages"),
     "evaluation during training": ("eval_every", "eval_episodes"),
     "seeds": ("num_seeds", "seed", "seeds_per_batch"),
@@ -98,6 +98,8 @@ def _add(parser: Any, f: dataclasses.Field, names: list[str], help_text: str) ->
         parser.add_argument(*names, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
     elif kind == "tuple":
         parser.add_argument(*names, dest=f.name, type=int, nargs="+", default=None, help=help_text)
+    elif kind == "names":
+        parser.add_argument(*names, dest=f.name, type=str, nargs="*", default=None, help=help_text)
     else:
         caster = {"int": int, "float": float, "str": str}[kind]
         parser.add_argument(*names, dest=f.name, type=caster, choices=field_choices(f), default=None, help=help_text)

@@ -49,8 +49,8 @@ import jax.numpy as jnp
 
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.core.envs import make_env
-from purejaxrl_ppo.core.envs.base import ActionSpace, Env
-from purejaxrl_ppo.core.networks import Carry, Network, Params, make_network, step
+from purejaxrl_ppo.core.envs.base import ActionSpace, Env, is_structured, observation_spec
+from purejaxrl_ppo.core.networks import Carry, Network, Params, leading_size, make_network, step
 from purejaxrl_ppo.core.normalization import RunningMeanStd
 from purejaxrl_ppo.core.rollout import policy_input
 
@@ -109,12 +109,17 @@ class Policy:
     @functools.cached_property
     def network(self) -> Network:
         """The network ``config.policy`` names, built for the environment's spaces."""
-        return make_network(self.config, self.env.action_space, self.env.observation_shape)
+        return make_network(self.config, self.env.action_space, observation_spec(self.env))
 
     @property
     def observation_shape(self) -> tuple[int, ...]:
-        """``O``: one observation's shape."""
-        return tuple(self.env.observation_shape)
+        """``O``: one observation's shape (of a flat observation; see :attr:`observation_spec` for dicts)."""
+        return tuple(self.env.observation_shape or ())
+
+    @property
+    def observation_spec(self) -> Any:
+        """One observation's shapes and dtypes: a ``jax.ShapeDtypeStruct``, or a dict of them."""
+        return observation_spec(self.env)
 
     @property
     def action_space(self) -> ActionSpace:
@@ -154,10 +159,10 @@ class Policy:
             raise ConfigError("stochastic actions (deterministic=False) need a PRNG key")
         if key is None:
             deterministic = True
-        num_envs = obs.shape[0] if batched else 1
+        num_envs = leading_size(obs) if batched else 1
         self._check_carry(carry, num_envs if batched else None)
         if not batched:
-            obs = obs[None]
+            obs = jax.tree_util.tree_map(lambda x: x[None], obs)
             carry = jax.tree_util.tree_map(lambda x: x[None], carry)
         reset = jnp.broadcast_to(jnp.asarray(False if reset is None else reset, bool), (num_envs,))
         carry, action = act_step(self.network, params, carry, obs, reset, key, deterministic)
@@ -172,17 +177,32 @@ class Policy:
             raise ConfigError(f"policy {self.config.policy!r} carries memory between steps: act with "
                               "policy.step(params, carry, obs, ...) from carry = policy.initial_carry(...)")
         batched = self._check_obs(obs)
-        carry = self.initial_carry(obs.shape[0] if batched else None)
+        carry = self.initial_carry(leading_size(obs) if batched else None)
         return self.step(params, carry, obs, key, deterministic)[1]
 
     # ------------------------------------------------------------------ input checks (at trace time)
     def _check_obs(self, obs: Any) -> bool:
-        """True for ``[N, *O]``, False for ``[*O]``; a one-line :class:`ConfigError` for anything else."""
-        shape, want = tuple(getattr(obs, "shape", ())), self.observation_shape
-        if shape == want:
+        """True for ``[N, *O]``, False for ``[*O]``; a one-line :class:`ConfigError` for anything else
+        (for a dict observation: every entry one env, or every entry ``N`` envs)."""
+        spec = self.observation_spec
+        if is_structured(spec):
+            if not isinstance(obs, dict) or sorted(obs) != sorted(spec):
+                got = sorted(obs) if isinstance(obs, dict) else type(obs).__name__
+                raise ConfigError(f"obs must be a dict with keys {sorted(spec)} for {self.config.env_name}, got {got}")
+            pairs = [(tuple(getattr(obs[k], "shape", ())), tuple(spec[k].shape)) for k in sorted(spec)]
+        else:
+            pairs = [(tuple(getattr(obs, "shape", ())), tuple(spec.shape))]
+        if all(shape == want for shape, want in pairs):
             return False
-        if len(shape) == len(want) + 1 and shape[1:] == want:
+        sizes = {shape[0] for shape, want in pairs if len(shape) == len(want) + 1 and shape[1:] == want}
+        if len(sizes) == 1 and all(len(shape) == len(want) + 1 and shape[1:] == want for shape, want in pairs):
             return True
+        if is_structured(spec):
+            wants = ", ".join(f"{k}: {list(spec[k].shape)}" for k in sorted(spec))
+            got = ", ".join(f"{k}: {list(shape)}" for k, (shape, _) in zip(sorted(spec), pairs))
+            raise ConfigError(f"obs entries have shapes {{{got}}}; {self.config.env_name} takes {{{wants}}} (one env) "
+                              f"or each with a leading N (N envs)")
+        shape, want = pairs[0]
         raise ConfigError(f"obs has shape {list(shape)}; {self.config.env_name} takes {list(want)} (one env) "
                           f"or [N, {', '.join(map(str, want))}] (N envs)")
 

@@ -88,8 +88,11 @@ def field(
 
 
 def field_kind(f: dataclasses.Field) -> str:
-    """``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"tuple"`` (a tuple of ints) for a field."""
+    """``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"tuple"`` (a tuple of ints) or ``"names"`` (a tuple
+    of strings) for a field."""
     kind = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+    if kind.startswith("tuple[str"):
+        return "names"
     return "tuple" if kind.startswith("tuple") else kind
 
 
@@ -108,7 +111,8 @@ def _is_concrete_number(value: Any) -> bool:
 def check_type(name: str, value: Any, kind: str, *, traced_ok: bool = False) -> Any:
     """Raise :class:`ConfigError` unless ``value`` has ``kind``; returns it (lists become tuples).
 
-    kind: ``"int"``, ``"float"``, ``"bool"``, ``"str"`` or ``"tuple"`` (non-empty, positive ints).
+    kind: ``"int"``, ``"float"``, ``"bool"``, ``"str"``, ``"tuple"`` (non-empty, positive ints) or
+    ``"names"`` (strings, possibly none).
     traced_ok: a ``"float"`` may also be a scalar array or tracer (a traced hyperparameter); run
     files pass ``False``, since a file's values are never traced.
     """
@@ -131,6 +135,11 @@ def check_type(name: str, value: Any, kind: str, *, traced_ok: bool = False) -> 
             isinstance(h, numbers.Integral) and not isinstance(h, bool) and h > 0 for h in value
         ):
             raise ConfigError(f"{name} must be a non-empty list of positive integers, got {value!r}")
+    if kind == "names":
+        if isinstance(value, list):
+            value = tuple(value)
+        if not isinstance(value, tuple) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{name} must be a list of non-empty strings, got {value!r}")
     return value
 
 
@@ -187,8 +196,9 @@ class BaseConfig(Validated):
 
     env_name: str = field(
         "CartPole-v1",
-        "gymnax id (CartPole-v1, Pendulum-v1), a partially observed one (CartPole-v1?mask=velocity) or "
-        "brax/<env>[?backend=..&episode_length=..&action_repeat=..]",
+        "gymnax id (CartPole-v1, Pendulum-v1), a partially observed one (CartPole-v1?mask=velocity), "
+        "brax/<env>[?backend=..&episode_length=..&action_repeat=..], or an optional suite's "
+        "playground/, craftax/, jumanji/, navix/, xland/ or popgym_arcade/<env>",
     )
     total_timesteps: int = field(500_000, "environment steps per seed (all envs together)", bounds=COUNT)
     num_envs: int = field(4, "parallel environments per seed", bounds=COUNT)
@@ -210,6 +220,19 @@ class BaseConfig(Validated):
     embed_dim: int = field(64, "attention embedding width (policy='attention')", bounds=COUNT)
     shared_torso: bool = field(
         False, "actor and critic heads on one torso (encoder and memory) instead of two separate networks"
+    )
+    torso: str = field(
+        "auto", "how rank-3 observation entries [H, W, C] are read: 'cnn' by a CNN, 'mlp' flattened, 'auto' a CNN "
+        "for images (uint8 pixels, integer grids, or any rank-3 entry of a dict observation) and flattened "
+        "otherwise (gymnax's float MinAtar grids)", choices=("auto", "mlp", "cnn"),
+    )
+    cnn_channels: tuple[int, ...] = field(
+        (16, 32, 32), "channels of each IMPALA-style CNN stage (3x3 conv, stride-2 max-pool, two residual blocks) "
+        "for image entries"
+    )
+    privileged_keys: tuple[str, ...] = field(
+        ("privileged_state",), "dict-observation entries only the critic reads (asymmetric actor-critic, e.g. "
+        "MuJoCo Playground's privileged_state); the actor never sees them"
     )
     ent_coef: float = field(0.01, "entropy bonus coefficient", traced=True, bounds=NON_NEGATIVE)
     normalize_advantages: bool = field(True, "normalise advantages (per minibatch for PPO, per batch for TRPO)")

@@ -14,9 +14,8 @@ import jax
 import jax.numpy as jnp
 
 from purejaxrl_ppo.core.config import BaseConfig
-from purejaxrl_ppo.core.envs import make_env
+from purejaxrl_ppo.core.envs import make_env, observation_spec
 from purejaxrl_ppo.core.networks import Carry, Network, Params, make_network, step
-from purejaxrl_ppo.core.normalization import RunningMeanStd
 from purejaxrl_ppo.core.rollout import policy_input
 
 
@@ -34,7 +33,7 @@ class PolicyRollout(NamedTuple):
 
 
 def greedy_action(
-    network: Network, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array, obs_stats: RunningMeanStd | None
+    network: Network, params: Params, carry: Carry, obs: Any, reset: jax.Array, obs_stats: Any | None
 ) -> tuple[Carry, jax.Array]:
     """``(carry, env action)`` of the deterministic policy for ``obs [E, *obs_shape]``, ``reset [E]``."""
     carry, dist_params, _ = step(network, params, carry, policy_input(obs, obs_stats), reset)
@@ -43,11 +42,11 @@ def greedy_action(
 
 def policy_rollout(
     config: BaseConfig, params: Params, key: jax.Array, num_envs: int, num_steps: int,
-    obs_stats: RunningMeanStd | None = None,
+    obs_stats: Any | None = None,
 ) -> PolicyRollout:
     """Run the deterministic policy ``num_steps`` steps in ``num_envs`` envs (auto-resetting)."""
     env = make_env(config.env_name)
-    network = make_network(config, env.action_space, env.observation_shape)
+    network = make_network(config, env.action_space, observation_spec(env))
     reset_key, step_key = jax.random.split(key)
     obs, state = jax.vmap(env.reset)(jax.random.split(reset_key, num_envs))
     start = (obs, state, network.initial_carry((num_envs,)), jnp.ones((num_envs,), bool))
@@ -72,7 +71,7 @@ def first_episode_returns(reward: jax.Array, done: jax.Array) -> jax.Array:
 
 
 def evaluate(
-    config: BaseConfig, params: Params, key: jax.Array, num_episodes: int, obs_stats: RunningMeanStd | None = None
+    config: BaseConfig, params: Params, key: jax.Array, num_episodes: int, obs_stats: Any | None = None
 ) -> jax.Array:
     """Per-episode returns ``[num_episodes]`` of the deterministic policy.
 

@@ -23,12 +23,12 @@ import jax.numpy as jnp
 from purejaxrl_ppo.core.advantages import gae
 from purejaxrl_ppo.core.envs.base import Env
 from purejaxrl_ppo.core.networks import Network, Params
-from purejaxrl_ppo.core.normalization import NormalizerState, RunningMeanStd, scale_rewards, update_stats
+from purejaxrl_ppo.core.normalization import NormalizerState, scale_rewards, update_observation_stats
 from purejaxrl_ppo.core.rollout import bootstrap_values, collect, policy_input
 from purejaxrl_ppo.core.types import TrainState, Transition, UpdateBatch, flatten_time_major
 
 
-def observation_stats(config: Any, normalizer: NormalizerState) -> RunningMeanStd | None:
+def observation_stats(config: Any, normalizer: NormalizerState) -> Any | None:
     """The statistics the policy normalises with, or ``None`` when normalisation is off."""
     return normalizer.obs if config.normalize_observations else None
 
@@ -59,7 +59,7 @@ def make_update_batch(
     network: Network,
     params: Params,
     traj: Transition,
-    obs_stats: RunningMeanStd | None = None,
+    obs_stats: Any | None = None,
     initial_carry: Any = (),
 ) -> UpdateBatch:
     """GAE on a ``[T, N]`` rollout: the algorithm's time-major :class:`UpdateBatch`.
@@ -93,7 +93,7 @@ def rollout_iteration(algo: Any, env: Env, state: TrainState) -> tuple[TrainStat
     batch = make_update_batch(config, network, params, traj, obs_stats, initial_carry)
     algo_state, algo_metrics = algo.update(state.algo_state, batch, update_key)
     if config.normalize_observations:  # only after acting and updating with the old statistics
-        normalizer = normalizer.replace(obs=update_stats(normalizer.obs, traj.obs))
+        normalizer = normalizer.replace(obs=update_observation_stats(normalizer.obs, traj.obs))
     update_step = state.update_step + 1
     metrics = {
         **episode_metrics(traj.info),

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from purejaxrl_ppo.core.algos import Algorithm, make_algorithm
 from purejaxrl_ppo.core.config import BaseConfig
 from purejaxrl_ppo.core.envs import make_env
-from purejaxrl_ppo.core.envs.base import Env
+from purejaxrl_ppo.core.envs.base import Env, observation_spec
 from purejaxrl_ppo.core.evaluate import evaluate
 from purejaxrl_ppo.core.iteration import observation_stats
 from purejaxrl_ppo.core.networks import Network, make_network
@@ -41,7 +41,7 @@ def components(config: BaseConfig) -> tuple[Env, Network, Algorithm]:
     if not isinstance(config, BaseConfig):
         raise TypeError(f"expected an algorithm config (PPOConfig, TRPOConfig, ...), got {type(config).__name__}")
     env = make_env(config.env_name)
-    network = make_network(config, env.action_space, env.observation_shape)
+    network = make_network(config, env.action_space, observation_spec(env))
     return env, network, make_algorithm(config, network)
 
 
@@ -50,7 +50,7 @@ def init_train_state(config: BaseConfig, key: jax.Array) -> TrainState:
     env, network, algo = components(config)
     key, params_key, env_key = jax.random.split(key, 3)
     runner = reset_envs(env, network, env_key, config.num_envs)
-    normalizer = init_normalizer(env.observation_shape, config.num_envs)
+    normalizer = init_normalizer(observation_spec(env), config.num_envs)
     return TrainState(algo.init(params_key), runner, key, jnp.int32(0), normalizer)
 
 

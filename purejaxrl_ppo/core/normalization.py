@@ -14,9 +14,14 @@ Order within one training update (``train.py``):
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
+
+from purejaxrl_ppo.core.envs.base import ACTION_MASK, is_structured
 
 #: Normalised observations are clipped to ±OBS_CLIP (as in Brax's PPO and SB3's VecNormalize).
 OBS_CLIP = 10.0
@@ -116,13 +121,51 @@ def scale_rewards(
 class NormalizerState:
     """Everything the continuous-control switches carry between updates (per seed).
 
-    obs:     :class:`RunningMeanStd` of raw observations (used iff ``normalize_observations``)
+    obs:     :class:`RunningMeanStd` of raw observations, or a dict of them for structured observations
+             (:func:`init_observation_stats`; used iff ``normalize_observations``)
     rewards: :class:`RewardScaler` (used iff ``scale_rewards``)
     """
 
-    obs: RunningMeanStd
+    obs: Any
     rewards: RewardScaler
 
 
-def init_normalizer(observation_shape: tuple[int, ...], num_envs: int) -> NormalizerState:
-    return NormalizerState(init_stats(observation_shape), init_reward_scaler(num_envs))
+def _normalizable(key: str | None, leaf: Any) -> bool:
+    """Float32 feature entries are normalised; images (rank 3), integer grids and the action mask never are."""
+    return key != ACTION_MASK and np.dtype(leaf.dtype) == np.float32 and len(leaf.shape) != 3
+
+
+def init_observation_stats(spec: Any) -> Any:
+    """Statistics for the observation ``spec`` (a ``jax.ShapeDtypeStruct``, a dict of them, or a flat shape).
+
+    A flat float32 observation gets one :class:`RunningMeanStd` (as always); a float32 rank-3 flat
+    observation (MinAtar's grids) too. A dict gets ``{key: RunningMeanStd}`` for its float32 entries of
+    rank other than 3 (images, integer grids and the action mask are never normalised); any other single
+    array gets ``{}`` (nothing to normalise).
+    """
+    if isinstance(spec, (tuple, list)):
+        return init_stats(tuple(spec))
+    if not is_structured(spec):
+        return init_stats(tuple(spec.shape)) if np.dtype(spec.dtype) == np.float32 else {}
+    return {key: init_stats(tuple(leaf.shape)) for key, leaf in sorted(spec.items()) if _normalizable(key, leaf)}
+
+
+def normalize_observation(stats: Any, obs: Any) -> Any:
+    """``obs`` (leading dims ``[...]``) normalised with :func:`init_observation_stats`' statistics."""
+    if isinstance(stats, RunningMeanStd):
+        return normalize(stats, obs)
+    if not stats:
+        return obs
+    return {key: normalize(stats[key], value) if key in stats else value for key, value in obs.items()}
+
+
+def update_observation_stats(stats: Any, obs: Any) -> Any:
+    """Fold a batch of raw observations (all leading axes are samples) into the statistics."""
+    if isinstance(stats, RunningMeanStd):
+        return update_stats(stats, obs)
+    return {key: update_stats(value, obs[key]) for key, value in stats.items()}
+
+
+def init_normalizer(observation: Any, num_envs: int) -> NormalizerState:
+    """Fresh statistics for an observation spec (or a flat shape) and ``num_envs`` reward scalers."""
+    return NormalizerState(init_observation_stats(observation), init_reward_scaler(num_envs))

@@ -10,9 +10,12 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from purejaxrl_ppo.core.envs.base import Env
+from typing import Any
+
+from purejaxrl_ppo.core.envs.base import ACTION_MASK, Env
 from purejaxrl_ppo.core.networks import Network, Params, step
-from purejaxrl_ppo.core.normalization import RunningMeanStd, normalize
+from purejaxrl_ppo.core.networks.base import no_valid_action
+from purejaxrl_ppo.core.normalization import normalize_observation
 from purejaxrl_ppo.core.types import EnvRunnerState, Transition, flatten_time_major
 
 
@@ -22,9 +25,23 @@ def reset_envs(env: Env, network: Network, key: jax.Array, num_envs: int) -> Env
     return EnvRunnerState(env_state, obs, jnp.ones((num_envs,), bool), network.initial_carry((num_envs,)))
 
 
-def policy_input(obs: jax.Array, obs_stats: RunningMeanStd | None) -> jax.Array:
+def policy_input(obs: Any, obs_stats: Any | None) -> Any:
     """What the networks see: ``obs`` normalised with ``obs_stats``, or as is when ``None``."""
-    return obs if obs_stats is None else normalize(obs_stats, obs)
+    return obs if obs_stats is None else normalize_observation(obs_stats, obs)
+
+
+def _raise_no_valid_action(count) -> None:
+    if int(count.sum()) > 0:
+        raise ValueError(f"{int(count.sum())} environment state(s) allow no action: every action (of some factor) is "
+                         f"masked out by the env's {ACTION_MASK!r}; a masked env must allow at least one action per "
+                         f"factor in every state (purejaxrl_ppo.check_env finds such states)")
+
+
+def check_some_action_allowed(env: Env, obs: Any) -> None:
+    """For a masked action space: fail the run with a clear error when any of the ``[N]`` observations
+    allows no action (sampling would otherwise pick a forbidden one from a uniform over masked logits)."""
+    if env.action_space.masked:
+        jax.debug.callback(_raise_no_valid_action, no_valid_action(env.action_space, obs[ACTION_MASK]).sum())
 
 
 def _env_step(
@@ -33,13 +50,14 @@ def _env_step(
     params: Params,
     runner: EnvRunnerState,
     keys: jax.Array,
-    obs_stats: RunningMeanStd | None = None,
+    obs_stats: Any | None = None,
 ) -> tuple[EnvRunnerState, Transition]:
     """Act in all ``N`` envs once: ``runner -> (runner', Transition with leading [N])``.
 
     keys: ``[N + 1]`` keys, the first for sampling actions, one per env after it.
     The transition holds raw observations; the policy acts on ``policy_input``.
     """
+    check_some_action_allowed(env, runner.obs)
     obs = policy_input(runner.obs, obs_stats)
     carry, dist_params, value = step(network, params, runner.carry, obs, runner.episode_start)
     action, log_prob = network.distribution(dist_params).sample_and_log_prob(seed=keys[0])
@@ -68,7 +86,7 @@ def collect(
     runner: EnvRunnerState,
     key: jax.Array,
     num_steps: int,
-    obs_stats: RunningMeanStd | None = None,
+    obs_stats: Any | None = None,
 ) -> tuple[EnvRunnerState, Transition]:
     """Roll the current policy for ``num_steps`` steps in every env.
 
@@ -76,7 +94,7 @@ def collect(
     transition still records raw ones). Returns the runner state to continue
     from and a :class:`Transition` with leading ``[num_steps, N]``.
     """
-    num_envs = runner.obs.shape[0]
+    num_envs = runner.episode_start.shape[0]
     # Every key of the rollout in one call: on CPU each threefry call inside the
     # scan is a loop of its own, so splitting per step costs measurable time.
     step_keys = jax.random.split(key, (num_steps, num_envs + 1))
@@ -100,8 +118,8 @@ def bootstrap_values(network: Network, params: Params, batch: Transition, initia
     """
     if not network.recurrent:
         return network.value(params, initial_carry, batch.final_obs, batch.episode_start)[1]
-    steps, envs = batch.final_obs.shape[:2]
+    steps, envs = batch.done.shape
     carry = jax.tree_util.tree_map(flatten_time_major, batch.carry)
-    final_obs = flatten_time_major(batch.final_obs)[None]
+    final_obs = jax.tree_util.tree_map(lambda x: flatten_time_major(x)[None], batch.final_obs)
     value = network.value(params, carry, final_obs, jnp.zeros((1, steps * envs), bool))[1]
     return value.reshape(steps, envs)

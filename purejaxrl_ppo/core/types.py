@@ -108,7 +108,8 @@ class UpdateBatch(NamedTuple):
                              "split it into minibatches of whole sequences instead")
         fields = (self.obs, self.action, self.log_prob, self.value, self.advantage, self.target)
         extras = jax.tree_util.tree_map(flatten_time_major, self.extras)
-        return UpdateBatch(*map(flatten_time_major, fields), None, (), extras)
+        flat = [jax.tree_util.tree_map(flatten_time_major, field) for field in fields]  # obs may be a dict
+        return UpdateBatch(*flat, None, (), extras)
 
     def env_major(self) -> "UpdateBatch":
         """Every ``[T, N, ...]`` field as ``[N, T, ...]`` (``initial_carry`` stays ``[N, ...]``).

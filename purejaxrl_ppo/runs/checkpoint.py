@@ -23,6 +23,7 @@ init, so nothing here knows the train state's fields.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -56,29 +57,43 @@ class Restored(NamedTuple):
     meta: dict[str, Any]
 
 
+def _is_empty(shape: tuple[int, ...]) -> bool:
+    return math.prod(shape) == 0
+
+
 def to_host(tree: Any) -> Any:
-    """NumPy copies of every leaf; typed PRNG keys as their raw ``uint32`` data."""
-    return jax.tree_util.tree_map(lambda x: np.asarray(jax.random.key_data(x) if is_key(x) else x), tree)
+    """NumPy copies of every leaf; typed PRNG keys as their raw ``uint32`` data. A zero-size leaf (MJX
+    states hold several, e.g. ``data.act`` of a model without activations) becomes a one-element
+    placeholder, since orbax refuses to save zero-size arrays; :func:`from_host` rebuilds it."""
+
+    def leaf(x):
+        x = np.asarray(jax.random.key_data(x) if is_key(x) else x)
+        return np.zeros((1,), x.dtype) if _is_empty(x.shape) else x
+
+    return jax.tree_util.tree_map(leaf, tree)
 
 
 def host_template(abstract: Any) -> Any:
-    """Zero NumPy arrays shaped like ``abstract`` (``ShapeDtypeStruct`` leaves) to restore into."""
+    """Zero NumPy arrays shaped like ``abstract`` (``ShapeDtypeStruct`` leaves) to restore into
+    (zero-size leaves as :func:`to_host`'s placeholders)."""
 
     def leaf(x):
         if is_key(x):
             return np.zeros(jax.eval_shape(jax.random.key_data, x).shape, np.uint32)
-        return np.zeros(x.shape, x.dtype)
+        return np.zeros((1,) if _is_empty(x.shape) else x.shape, x.dtype)
 
     return jax.tree_util.tree_map(leaf, abstract)
 
 
 def from_host(restored: Any, abstract: Any) -> Any:
-    """Device arrays, re-wrapping typed PRNG keys."""
+    """Device arrays, re-wrapping typed PRNG keys and rebuilding zero-size leaves from ``abstract``."""
 
     def leaf(x, a):
         if is_key(a):
             # the key implementation is part of the dtype (``key<fry>``); eval_shape keeps the dtype
             return jax.random.wrap_key_data(x, impl=a.dtype._impl)
+        if _is_empty(a.shape):
+            return jax.numpy.zeros(a.shape, a.dtype)
         return jax.device_put(x)
 
     return jax.tree_util.tree_map(leaf, restored, abstract)

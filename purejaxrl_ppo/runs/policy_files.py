@@ -32,23 +32,38 @@ EXPORT_FORMAT = "purejaxrl_ppo.policy"
 EXPORT_VERSION = 1
 
 
-def save_policy(path: Path, params: Params, obs_stats: RunningMeanStd | None) -> None:
+def stats_to_tree(obs_stats: Any) -> dict[str, Any]:
+    """Observation statistics as plain arrays: ``{"count", "mean", "var"}``, or one such dict per entry of a
+    dict observation (:func:`~purejaxrl_ppo.core.normalization.init_observation_stats`)."""
+    if isinstance(obs_stats, RunningMeanStd):
+        return {"count": obs_stats.count, "mean": obs_stats.mean, "var": obs_stats.var}
+    return {key: stats_to_tree(value) for key, value in obs_stats.items()}
+
+
+def stats_from_tree(tree: dict[str, Any]) -> Any:
+    """Inverse of :func:`stats_to_tree`."""
+    if "count" in tree and not isinstance(tree["count"], dict):
+        return RunningMeanStd(tree["count"], tree["mean"], tree["var"])
+    return {key: stats_from_tree(value) for key, value in tree.items()}
+
+
+def save_policy(path: Path, params: Params, obs_stats: Any | None) -> None:
     """Write ``params`` (any leading seed axis kept) and the observation statistics as msgpack (atomically)."""
     write_atomic(Path(path), serialization.msgpack_serialize(_policy_tree(params, obs_stats)))
 
 
-def _policy_tree(params: Params, obs_stats: RunningMeanStd | None) -> dict[str, Any]:
+def _policy_tree(params: Params, obs_stats: Any | None) -> dict[str, Any]:
     tree = {"params": jax.device_get(params)}
     if obs_stats is not None:
-        tree["obs_stats"] = {"count": obs_stats.count, "mean": obs_stats.mean, "var": obs_stats.var}
+        tree["obs_stats"] = stats_to_tree(obs_stats)
     return jax.tree_util.tree_map(np.asarray, tree)
 
 
-def load_policy(path: Path) -> tuple[Params, RunningMeanStd | None]:
+def load_policy(path: Path) -> tuple[Params, Any | None]:
     """Inverse of :func:`save_policy`: ``(params, obs_stats or None)`` (also reads an exported file's)."""
     tree = serialization.msgpack_restore(Path(path).read_bytes())
     stats = tree.get("obs_stats")
-    return tree["params"], None if stats is None else RunningMeanStd(stats["count"], stats["mean"], stats["var"])
+    return tree["params"], None if stats is None else stats_from_tree(stats)
 
 
 def select_seed(tree: Any, index: int) -> Any:
@@ -97,7 +112,7 @@ def _load_exported(path: Path) -> Policy:
         raise ConfigError(f"{path} has policy format version {version}; this purejaxrl_ppo reads versions 1 to "
                           f"{EXPORT_VERSION} (written by a newer version? upgrade purejaxrl_ppo)")
     stats = tree.get("obs_stats")
-    obs_stats = None if stats is None else RunningMeanStd(stats["count"], stats["mean"], stats["var"])
+    obs_stats = None if stats is None else stats_from_tree(stats)
     config = config_from_dict(json.loads(tree["config"]))
     return _policy(config, tree["params"], obs_stats, tuple(int(i) for i in np.asarray(tree["seed_indices"])), path)
 
@@ -109,7 +124,7 @@ def _read(path: Path, reader):
         raise ConfigError(f"{path} cannot be read as a policy file ({type(err).__name__}: {err})") from None
 
 
-def _policy(config, params: Params, obs_stats: RunningMeanStd | None, seed_indices: tuple[int, ...] | None,
+def _policy(config, params: Params, obs_stats: Any | None, seed_indices: tuple[int, ...] | None,
             source: Path) -> Policy:
     """A :class:`Policy`, after checking that ``params [S, ...]`` fit the network ``config`` describes."""
     num_seeds = int(jax.tree_util.tree_leaves(params)[0].shape[0])

@@ -178,13 +178,7 @@ class BraxEnv:
 
     def _physics_steps(self, state: Any, action: jax.Array) -> tuple[Any, jax.Array]:
         """``action_repeat`` Brax steps; returns the last state and the summed reward."""
-
-        def body(state, _):
-            state = self.env.step(state, action)
-            return state, state.reward
-
-        state, rewards = jax.lax.scan(body, state, None, length=self.spec.action_repeat)
-        return state, rewards.sum()
+        return repeat_action(self.env.step, state, action, self.spec.action_repeat)
 
     def step(self, key: jax.Array, state: BraxEnvState, action: jax.Array) -> StepResult:
         next_state, reward = self._physics_steps(state.brax_state, jnp.clip(action, -1.0, 1.0))
@@ -215,6 +209,18 @@ class BraxEnv:
     def sys(self) -> Any:
         """The Brax ``System`` (for Brax's HTML renderer)."""
         return self.env.sys
+
+
+def repeat_action(step: Any, state: Any, action: jax.Array, repeats: int) -> tuple[Any, jax.Array]:
+    """``repeats`` calls of a Brax-style ``step(state, action) -> state`` (with ``.reward``) in a scan:
+    the last state and the summed reward (as Brax's action repeat does)."""
+
+    def body(state, _):
+        state = step(state, action)
+        return state, state.reward
+
+    state, rewards = jax.lax.scan(body, state, None, length=repeats)
+    return state, rewards.sum()
 
 
 @functools.lru_cache(maxsize=None)

@@ -83,12 +83,15 @@ class GymnaxEnv:
         obs, state, reward, terminated, truncated, info = self.env.step(
             key, state, self._env_action(action), self.params
         )
+        terminated, truncated = jnp.asarray(terminated, bool), jnp.asarray(truncated, bool)
         return StepResult(
             obs=jnp.asarray(obs, jnp.float32),
             state=state,
             reward=jnp.asarray(reward, jnp.float32).reshape(()),
-            terminated=jnp.asarray(terminated, bool).reshape(()),
-            truncated=jnp.asarray(truncated, bool).reshape(()),
+            terminated=terminated.reshape(()),
+            # gymnax sets truncated at the time limit even when the step also terminated (DeepSea-bsuite):
+            # truncated means a time-limit end that is *not* terminal (done and every result are unchanged)
+            truncated=jnp.logical_and(truncated, jnp.logical_not(terminated)).reshape(()),
             final_obs=jnp.asarray(info["final_observation"], jnp.float32),
             info={},
         )

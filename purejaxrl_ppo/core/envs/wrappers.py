@@ -32,6 +32,11 @@ class Wrapper:
         return self.env.observation_shape
 
     @property
+    def observation_spec(self) -> Any:
+        """The inner env's ``observation_spec`` (``None`` where it has only ``observation_shape``)."""
+        return getattr(self.env, "observation_spec", None)
+
+    @property
     def action_space(self) -> ActionSpace:
         return self.env.action_space
 

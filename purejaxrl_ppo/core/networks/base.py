@@ -20,7 +20,7 @@ import distrax
 import jax
 import jax.numpy as jnp
 
-from purejaxrl_ppo.core.envs.base import ActionSpace
+from purejaxrl_ppo.core.envs.base import ACTION_MASK, ActionSpace
 
 Params = Any
 Carry = Any
@@ -154,6 +154,56 @@ class TanhGaussian:
         return self.gaussian.kl_divergence(other.gaussian)
 
 
+#: The logit a masked-out action gets: its probability underflows to exactly 0 while every log-probability,
+#: entropy and KL term stays finite (0 · finite = 0; -inf would give 0 · -inf = NaN in the entropy).
+MASKED_LOGIT = -1e9
+
+
+class MultiCategorical:
+    """Independent categoricals, one per factor of a multi-discrete action (logits concatenated).
+
+    ``logits [..., sum(nvec)]``; actions int32 ``[..., K]`` with ``K = len(nvec)``. The joint
+    log-probability, entropy and KL are sums over the factors (the factors are independent given
+    the state), so TRPO's mean KL and its Fisher-vector product are sums too.
+    """
+
+    def __init__(self, logits: jax.Array, nvec: tuple[int, ...]):
+        self.nvec = tuple(nvec)
+        bounds = [sum(self.nvec[:k]) for k in range(len(self.nvec) + 1)]
+        self.factors = [distrax.Categorical(logits=logits[..., lo:hi]) for lo, hi in zip(bounds[:-1], bounds[1:])]
+
+    def log_prob(self, action: jax.Array) -> jax.Array:
+        return sum(f.log_prob(action[..., k]) for k, f in enumerate(self.factors))
+
+    def sample_and_log_prob(self, seed: jax.Array) -> tuple[jax.Array, jax.Array]:
+        keys = jax.random.split(seed, len(self.factors))
+        draws = [f.sample_and_log_prob(seed=k) for f, k in zip(self.factors, keys)]
+        return jnp.stack([a for a, _ in draws], axis=-1), sum(lp for _, lp in draws)
+
+    def entropy(self) -> jax.Array:
+        return sum(f.entropy() for f in self.factors)
+
+    def kl_divergence(self, other: "MultiCategorical") -> jax.Array:
+        return sum(f.kl_divergence(g) for f, g in zip(self.factors, other.factors))
+
+    def mode(self) -> jax.Array:
+        return jnp.stack([jnp.argmax(f.logits, axis=-1) for f in self.factors], axis=-1)
+
+
+def mask_logits(logits: jax.Array, mask: jax.Array) -> jax.Array:
+    """``logits [..., A]`` with the actions where ``mask [..., A]`` is False set to :data:`MASKED_LOGIT`."""
+    return jnp.where(mask, logits, MASKED_LOGIT)
+
+
+def no_valid_action(space: ActionSpace, mask: jax.Array) -> jax.Array:
+    """``[...]`` bool: the state allows no action (in some factor, for a multi-discrete space)."""
+    if not space.nvec:
+        return ~mask.any(-1)
+    bounds = [sum(space.nvec[:k]) for k in range(len(space.nvec) + 1)]
+    empty = [~mask[..., lo:hi].any(-1) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    return jnp.stack(empty, -1).any(-1)
+
+
 class ActionHead:
     """Mixin for every network: the action distribution and how actions reach the env.
 
@@ -170,8 +220,11 @@ class ActionHead:
     def _bounds(self) -> tuple[jax.Array, jax.Array]:
         return jnp.asarray(self.action_space.low, jnp.float32), jnp.asarray(self.action_space.high, jnp.float32)
 
-    def distribution(self, dist_params: DistParams) -> distrax.Distribution | TanhGaussian:
-        """Categorical (discrete), diagonal Gaussian or :class:`TanhGaussian` (continuous)."""
+    def distribution(self, dist_params: DistParams) -> distrax.Distribution | TanhGaussian | MultiCategorical:
+        """Categorical (discrete), :class:`MultiCategorical` (multi-discrete), diagonal Gaussian or
+        :class:`TanhGaussian` (continuous)."""
+        if self.action_space.multi:
+            return MultiCategorical(dist_params["logits"], self.action_space.nvec)
         if self.action_space.discrete:
             return distrax.Categorical(logits=dist_params["logits"])
         if self.action_squash == "tanh":
@@ -188,10 +241,20 @@ class ActionHead:
         return jnp.clip(action, low, high)
 
     def deterministic_action(self, dist_params: DistParams) -> jax.Array:
-        """The greedy action as sampled-action space: argmax logits or the Gaussian mean."""
+        """The greedy action as sampled-action space: argmax logits (per factor) or the Gaussian mean."""
+        if self.action_space.multi:
+            return MultiCategorical(dist_params["logits"], self.action_space.nvec).mode()
         if self.action_space.discrete:
             return jnp.argmax(dist_params["logits"], axis=-1)
         return dist_params["mean"]
+
+    def masked(self, dist_params: DistParams, obs: Any) -> DistParams:
+        """``dist_params`` with the logits of actions that ``obs[ACTION_MASK]`` forbids set to :data:`MASKED_LOGIT`
+        (unchanged when the action space has no mask): every network's policy output goes through this, so
+        sampling, log-probs, entropy and every KL (PPO's, TRPO's and its Fisher) see the masked policy."""
+        if not self.action_space.masked:
+            return dist_params
+        return {**dist_params, "logits": mask_logits(dist_params["logits"], obs[ACTION_MASK])}
 
     @property
     def entropy_is_sampled(self) -> bool:
@@ -219,13 +282,24 @@ def step(network: Network, params: Params, carry: Carry, obs: jax.Array, reset: 
     """One time step of ``N`` envs: ``obs [N, ...]``, ``reset [N]`` -> ``(carry, dist_params [N, ...], value [N])``."""
     if not network.recurrent:
         return network.apply(params, carry, obs, reset)
-    carry, dist_params, value = network.apply(params, carry, obs[None], reset[None])
+    carry, dist_params, value = network.apply(params, carry, add_time_axis(obs), reset[None])
     return carry, jax.tree_util.tree_map(lambda x: x[0], dist_params), value[0]
 
 
-def _fresh(network: Network, obs: jax.Array) -> tuple[Carry, jax.Array]:
+def add_time_axis(obs: Any) -> Any:
+    """``obs`` (an array or a dict of arrays) with a leading axis of 1 on every leaf."""
+    return jax.tree_util.tree_map(lambda x: x[None], obs)
+
+
+def leading_size(obs: Any) -> int:
+    """The size of the leading axis shared by every leaf of ``obs``."""
+    return jax.tree_util.tree_leaves(obs)[0].shape[0]
+
+
+def _fresh(network: Network, obs: Any) -> tuple[Carry, jax.Array]:
     """The initial carry and no-reset flags for ``obs [M, ...]`` seen as one step of ``M`` envs."""
-    return network.initial_carry(obs.shape[:1]), jnp.zeros((1, obs.shape[0]), bool)
+    size = leading_size(obs)
+    return network.initial_carry((size,)), jnp.zeros((1, size), bool)
 
 
 def policy_on_transitions(network: Network, params: Params, obs: jax.Array) -> DistParams:
@@ -233,7 +307,7 @@ def policy_on_transitions(network: Network, params: Params, obs: jax.Array) -> D
     carry, reset = _fresh(network, obs)
     if not network.recurrent:
         return network.policy(params, carry, obs, reset[0])[1]
-    return jax.tree_util.tree_map(lambda x: x[0], network.policy(params, carry, obs[None], reset)[1])
+    return jax.tree_util.tree_map(lambda x: x[0], network.policy(params, carry, add_time_axis(obs), reset)[1])
 
 
 def value_on_transitions(network: Network, params: Params, obs: jax.Array) -> jax.Array:
@@ -241,4 +315,4 @@ def value_on_transitions(network: Network, params: Params, obs: jax.Array) -> ja
     carry, reset = _fresh(network, obs)
     if not network.recurrent:
         return network.value(params, carry, obs, reset[0])[1]
-    return network.value(params, carry, obs[None], reset)[1][0]
+    return network.value(params, carry, add_time_axis(obs), reset)[1][0]

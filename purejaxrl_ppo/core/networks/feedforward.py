@@ -2,7 +2,9 @@
 
 Registered as ``policy="mlp"`` (the default). The networks apply to any leading
 dimensions (``[T, N, *observation_shape]`` or ``[M, ...]``) and ignore the carry and
-the reset flags.
+the reset flags. A structured or image observation is encoded first
+(:mod:`purejaxrl_ppo.core.networks.encoders`: a CNN per image, privileged keys for the
+critic only); a flat float32 observation is flattened as it always was.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import jax.numpy as jnp
 from purejaxrl_ppo.core.envs.base import ActionSpace
 from purejaxrl_ppo.core.networks import register_network
 from purejaxrl_ppo.core.networks.base import ActionHead, Carry, DistParams, Params, one_key_at_a_time
+from purejaxrl_ppo.core.networks.encoders import Encoder, Leaf, ObservationLayout, flat_layout, observation_layout
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "tanh": nn.tanh,
@@ -48,12 +51,21 @@ class MLP(nn.Module):
         return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
 
 
+def features(obs: Any, obs_ndim: int, leaves: tuple[Leaf, ...], cnn_channels: Sequence[int]) -> jax.Array:
+    """``obs -> [..., F]``: a flat observation flattened over its last ``obs_ndim`` axes (no ``leaves``),
+    else the :class:`~purejaxrl_ppo.core.networks.encoders.Encoder` of ``leaves`` (called inside a module)."""
+    if not leaves:
+        return obs.reshape(obs.shape[: obs.ndim - obs_ndim] + (-1,))
+    return Encoder(leaves, tuple(cnn_channels))(obs)
+
+
 class Actor(nn.Module):
     """Policy network: ``obs [..., *obs_shape] -> DistParams`` with leading dims kept.
 
     Discrete: logits from a head initialised with gain 0.01 (near-uniform start).
     Continuous: means from the same head, plus a state-independent ``log_std``
     parameter vector (initialised to 0, i.e. σ = 1) broadcast to the batch.
+    ``leaves``: the observation entries to encode (empty for a flat observation).
     """
 
     hidden_sizes: Sequence[int]
@@ -61,10 +73,12 @@ class Actor(nn.Module):
     obs_ndim: int
     action_dim: int
     discrete: bool
+    leaves: tuple[Leaf, ...] = ()
+    cnn_channels: Sequence[int] = ()
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> DistParams:
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+    def __call__(self, obs: Any) -> DistParams:
+        x = features(obs, self.obs_ndim, self.leaves, self.cnn_channels)
         out = MLP(self.hidden_sizes, self.activation, self.action_dim, 0.01)(x)
         if self.discrete:
             return {"logits": out}
@@ -78,24 +92,43 @@ class Critic(nn.Module):
     hidden_sizes: Sequence[int]
     activation: str
     obs_ndim: int
+    leaves: tuple[Leaf, ...] = ()
+    cnn_channels: Sequence[int] = ()
 
     @nn.compact
-    def __call__(self, obs: jax.Array) -> jax.Array:
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+    def __call__(self, obs: Any) -> jax.Array:
+        x = features(obs, self.obs_ndim, self.leaves, self.cnn_channels)
         return MLP(self.hidden_sizes, self.activation, 1, 1.0)(x)[..., 0]
 
 
 @dataclasses.dataclass(frozen=True)
 class FeedForward(ActionHead):
-    """What the feed-forward networks share: their fields, and no carry (``recurrent`` is False)."""
+    """What the feed-forward networks share: their fields, and no carry (``recurrent`` is False).
+
+    ``layout``: how the observation is read (default: a flat float32 array of ``observation_shape``);
+    ``cnn_channels``: the channels of each CNN stage for image entries.
+    """
 
     observation_shape: tuple[int, ...]
     action_space: ActionSpace
     hidden_sizes: tuple[int, ...] = (64, 64)
     activation: str = "tanh"
     action_squash: str = "clip"
+    layout: ObservationLayout | None = None
+    cnn_channels: tuple[int, ...] = (16, 32, 32)
 
     recurrent = False
+
+    @property
+    def observation(self) -> ObservationLayout:
+        return self.layout if self.layout is not None else flat_layout(self.observation_shape)
+
+    def _leaves(self, critic: bool) -> tuple[Leaf, ...]:
+        """The entries the actor (or critic) encodes; ``()`` for a flat observation (flattened as always)."""
+        layout = self.observation
+        if layout.flat:
+            return ()
+        return layout.critic_leaves() if critic else layout.actor_leaves()
 
     def initial_carry(self, batch_shape: tuple[int, ...]) -> Carry:
         """``()``: a feed-forward network carries nothing."""
@@ -110,11 +143,13 @@ class ActorCritic(FeedForward):
     @property
     def actor(self) -> Actor:
         space = self.action_space
-        return Actor(self.hidden_sizes, self.activation, len(self.observation_shape), space.action_dim, space.discrete)
+        return Actor(self.hidden_sizes, self.activation, len(self.observation_shape), space.action_dim, space.discrete,
+                     self._leaves(critic=False), self.cnn_channels)
 
     @property
     def critic(self) -> Critic:
-        return Critic(self.hidden_sizes, self.activation, len(self.observation_shape))
+        return Critic(self.hidden_sizes, self.activation, len(self.observation_shape), self._leaves(critic=True),
+                      self.cnn_channels)
 
     def init(self, key: jax.Array) -> Params:
         """Fresh parameters ``{"actor": ..., "critic": ...}``.
@@ -126,17 +161,17 @@ class ActorCritic(FeedForward):
 
     def _init(self, key: jax.Array) -> Params:
         actor_key, critic_key = jax.random.split(key)
-        obs = jnp.zeros(self.observation_shape, jnp.float32)
+        obs = self.observation.zeros()
         return {"actor": self.actor.init(actor_key, obs), "critic": self.critic.init(critic_key, obs)}
 
     def apply(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams, jax.Array]:
         """``obs [T, N, *observation_shape]`` -> ``(carry, dist_params [T, N, ...], value [T, N])``; reset ignored."""
         del reset
-        return carry, self.actor.apply(params["actor"], obs), self.critic.apply(params["critic"], obs)
+        return carry, self.masked(self.actor.apply(params["actor"], obs), obs), self.critic.apply(params["critic"], obs)
 
     def policy(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams]:
         del reset
-        return carry, self.actor.apply(params["actor"], obs)
+        return carry, self.masked(self.actor.apply(params["actor"], obs), obs)
 
     def value(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
         del reset
@@ -166,6 +201,8 @@ class SharedMLP(nn.Module):
     obs_ndim: int
     action_dim: int
     discrete: bool
+    leaves: tuple[Leaf, ...] = ()
+    cnn_channels: Sequence[int] = ()
 
     def setup(self):
         layers = [nn.Dense(w, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0))) for w in self.hidden_sizes]
@@ -174,9 +211,11 @@ class SharedMLP(nn.Module):
         self.critic_head = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
         if not self.discrete:
             self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        if self.leaves:
+            self.encoder = Encoder(self.leaves, tuple(self.cnn_channels))
 
-    def features(self, obs: jax.Array) -> jax.Array:
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+    def features(self, obs: Any) -> jax.Array:
+        x = self.encoder(obs) if self.leaves else obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
         for layer in self.torso:
             x = _ACTIVATIONS[self.activation](layer(x))
         return x
@@ -205,20 +244,23 @@ class SharedActorCritic(FeedForward):
     @property
     def module(self) -> SharedMLP:
         space = self.action_space
+        if any(not leaf.actor for leaf in self.observation.leaves):
+            raise ValueError("a shared torso cannot keep privileged observation entries from the actor: "
+                             "use separate actor and critic networks (shared_torso=False) or no privileged_keys")
         return SharedMLP(self.hidden_sizes, self.activation, len(self.observation_shape), space.action_dim,
-                         space.discrete)
+                         space.discrete, self._leaves(critic=True), self.cnn_channels)
 
     def init(self, key: jax.Array) -> Params:
-        return one_key_at_a_time(lambda k: self.module.init(k, jnp.zeros(self.observation_shape, jnp.float32)))(key)
+        return one_key_at_a_time(lambda k: self.module.init(k, self.observation.zeros()))(key)
 
     def apply(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams, jax.Array]:
         del reset
         dist_params, value = self.module.apply(params, obs)
-        return carry, dist_params, value
+        return carry, self.masked(dist_params, obs), value
 
     def policy(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams]:
         del reset
-        return carry, self.module.apply(params, obs, method=SharedMLP.policy)
+        return carry, self.masked(self.module.apply(params, obs, method=SharedMLP.policy), obs)
 
     def value(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
         del reset
@@ -226,7 +268,8 @@ class SharedActorCritic(FeedForward):
 
     @staticmethod
     def _part(params: Params, torso_and: tuple[str, ...]) -> Params:
-        return {"params": {k: v for k, v in params["params"].items() if k.startswith("torso_") or k in torso_and}}
+        return {"params": {k: v for k, v in params["params"].items()
+                           if k.startswith("torso_") or k == "encoder" or k in torso_and}}
 
     def policy_params(self, params: Params) -> Params:
         return self._part(params, ("actor_head", "log_std"))
@@ -241,9 +284,18 @@ class SharedActorCritic(FeedForward):
         return {"params": {**params["params"], **value_params["params"]}}
 
 
+def layout_from_config(config: Any, observation: Any) -> ObservationLayout:
+    """The :class:`ObservationLayout` of ``observation`` (a spec or a flat shape) under ``config.torso`` and
+    ``config.privileged_keys`` (defaults ``"auto"`` and none for configs without them)."""
+    return observation_layout(observation, getattr(config, "torso", "auto"), getattr(config, "privileged_keys", ()))
+
+
 @register_network("mlp")
-def make_mlp(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...]) -> ActorCritic | SharedActorCritic:
+def make_mlp(config: Any, action_space: ActionSpace, observation: Any) -> ActorCritic | SharedActorCritic:
     """The actor-critic described by ``config.hidden_sizes``, ``activation`` and ``action_squash``:
-    separate actor and critic MLPs, or one torso under both heads with ``config.shared_torso``."""
+    separate actor and critic MLPs, or one torso under both heads with ``config.shared_torso``.
+    ``observation``: the env's observation spec (or a flat shape), read as :func:`layout_from_config` says."""
     cls = SharedActorCritic if getattr(config, "shared_torso", False) else ActorCritic
-    return cls(observation_shape, action_space, tuple(config.hidden_sizes), config.activation, config.action_squash)
+    layout = layout_from_config(config, observation)
+    return cls(layout.observation_shape, action_space, tuple(config.hidden_sizes), config.activation,
+               config.action_squash, layout, tuple(getattr(config, "cnn_channels", (16, 32, 32))))

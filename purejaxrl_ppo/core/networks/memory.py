@@ -35,7 +35,8 @@ import jax.numpy as jnp
 from purejaxrl_ppo.core.envs.base import ActionSpace
 from purejaxrl_ppo.core.networks import register_network
 from purejaxrl_ppo.core.networks.base import ActionHead, Carry, DistParams, Params, one_key_at_a_time
-from purejaxrl_ppo.core.networks.feedforward import _ACTIVATIONS
+from purejaxrl_ppo.core.networks.encoders import Leaf, ObservationLayout, flat_layout
+from purejaxrl_ppo.core.networks.feedforward import _ACTIVATIONS, features, layout_from_config
 
 #: Memory cores by name: ``factory(config) -> flax module`` (see the module docstring).
 _CORES: dict[str, Callable[[Any], nn.Module]] = {}
@@ -123,11 +124,13 @@ class Torso(nn.Module):
     activation: str
     obs_ndim: int
     core: nn.Module
+    leaves: tuple[Leaf, ...] = ()
+    cnn_channels: Sequence[int] = ()
 
     @nn.compact
-    def __call__(self, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
+    def __call__(self, carry: Carry, obs: Any, reset: jax.Array) -> tuple[Carry, jax.Array]:
         act = _ACTIVATIONS[self.activation]
-        x = obs.reshape(obs.shape[: obs.ndim - self.obs_ndim] + (-1,))
+        x = features(obs, self.obs_ndim, self.leaves, self.cnn_channels)
         for width in self.hidden_sizes:
             x = act(_dense(width, math.sqrt(2.0))(x))
         return self.core(carry, x, reset)
@@ -213,12 +216,26 @@ class MemoryActorCritic(ActionHead):
     activation: str = "tanh"
     action_squash: str = "clip"
     shared_torso: bool = False
+    layout: ObservationLayout | None = None
+    cnn_channels: tuple[int, ...] = (16, 32, 32)
 
     recurrent = True
 
+    def __post_init__(self):
+        if self.shared_torso and any(not leaf.actor for leaf in self.observation.leaves):
+            raise ValueError("a shared torso cannot keep privileged observation entries from the actor: "
+                             "use separate actor and critic networks (shared_torso=False) or no privileged_keys")
+
+    @property
+    def observation(self) -> ObservationLayout:
+        return self.layout if self.layout is not None else flat_layout(self.observation_shape)
+
     # ------------------------------------------------------------------ modules
-    def _torso(self) -> Torso:
-        return Torso(self.hidden_sizes, self.activation, len(self.observation_shape), self.core.clone())
+    def _torso(self, critic: bool = False) -> Torso:
+        layout = self.observation
+        leaves = () if layout.flat else (layout.critic_leaves() if critic else layout.actor_leaves())
+        return Torso(self.hidden_sizes, self.activation, len(self.observation_shape), self.core.clone(), leaves,
+                     self.cnn_channels)
 
     def _policy_head(self) -> PolicyHead:
         space = self.action_space
@@ -233,11 +250,11 @@ class MemoryActorCritic(ActionHead):
 
     @property
     def critic(self) -> Tower:
-        return Tower(self._torso(), self._value_head())
+        return Tower(self._torso(critic=True), self._value_head())
 
     @property
     def shared(self) -> SharedTower:
-        return SharedTower(self._torso(), self._policy_head(), self._value_head())
+        return SharedTower(self._torso(critic=True), self._policy_head(), self._value_head())
 
     # ------------------------------------------------------------------ protocol
     def init(self, key: jax.Array) -> Params:
@@ -245,7 +262,7 @@ class MemoryActorCritic(ActionHead):
         return one_key_at_a_time(self._init)(key)
 
     def _init(self, key: jax.Array) -> Params:
-        obs = jnp.zeros((1, 1) + self.observation_shape, jnp.float32)
+        obs = self.observation.zeros((1, 1))
         reset = jnp.ones((1, 1), bool)
         carry = self.core.initial_carry((1,))
         if self.shared_torso:
@@ -262,18 +279,18 @@ class MemoryActorCritic(ActionHead):
     def apply(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams, jax.Array]:
         if self.shared_torso:
             torso, dist_params, value = self.shared.apply(params, carry["torso"], obs, reset)
-            return {"torso": torso}, dist_params, value
+            return {"torso": torso}, self.masked(dist_params, obs), value
         actor_carry, dist_params = self.actor.apply(params["actor"], carry["actor"], obs, reset)
         critic_carry, value = self.critic.apply(params["critic"], carry["critic"], obs, reset)
-        return {"actor": actor_carry, "critic": critic_carry}, dist_params, value
+        return {"actor": actor_carry, "critic": critic_carry}, self.masked(dist_params, obs), value
 
     def policy(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, DistParams]:
         """The policy alone; the returned carry advances only the policy's part (the critic's is kept)."""
         if self.shared_torso:
             torso, dist_params = self.shared.apply(params, carry["torso"], obs, reset, method=SharedTower.policy)
-            return {"torso": torso}, dist_params
+            return {"torso": torso}, self.masked(dist_params, obs)
         actor_carry, dist_params = self.actor.apply(params["actor"], carry["actor"], obs, reset)
-        return {**carry, "actor": actor_carry}, dist_params
+        return {**carry, "actor": actor_carry}, self.masked(dist_params, obs)
 
     def value(self, params: Params, carry: Carry, obs: jax.Array, reset: jax.Array) -> tuple[Carry, jax.Array]:
         """The value alone; the returned carry advances only the critic's part (the policy's is kept)."""
@@ -304,12 +321,13 @@ class MemoryActorCritic(ActionHead):
         return {**params, "critic": value_params}
 
 
-def make_memory_network(config: Any, action_space: ActionSpace, observation_shape: tuple[int, ...],
-                        core: str) -> MemoryActorCritic:
-    """The :class:`MemoryActorCritic` with core ``core`` built from ``config`` (sizes, activation, layout)."""
+def make_memory_network(config: Any, action_space: ActionSpace, observation: Any, core: str) -> MemoryActorCritic:
+    """The :class:`MemoryActorCritic` with core ``core`` built from ``config`` (sizes, activation, layout);
+    ``observation``: the env's observation spec or a flat shape (:func:`layout_from_config`)."""
+    layout = layout_from_config(config, observation)
     return MemoryActorCritic(
-        tuple(observation_shape), action_space, _CORES[core](config), tuple(config.hidden_sizes), config.activation,
-        config.action_squash, config.shared_torso,
+        layout.observation_shape, action_space, _CORES[core](config), tuple(config.hidden_sizes), config.activation,
+        config.action_squash, config.shared_torso, layout, tuple(getattr(config, "cnn_channels", (16, 32, 32))),
     )
 
 

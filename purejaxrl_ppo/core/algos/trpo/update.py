@@ -67,7 +67,7 @@ def fisher_sample(key: jax.Array, batch_size: int, subsample: int) -> jax.Array:
 
 def fisher_sequences(key: jax.Array, batch: UpdateBatch, subsample: int) -> UpdateBatch:
     """A recurrent policy's Fisher batch: the whole sequences of a random ``max(1, N // subsample)`` envs."""
-    num_envs = batch.obs.shape[1]
+    num_envs = batch.episode_start.shape[1]
     if subsample == 1:
         return batch
     count = max(1, num_envs // subsample)
@@ -165,7 +165,8 @@ class TRPO(Algorithm):
         if network.recurrent:
             fisher_states = fisher_sequences(key, batch, cfg.fisher_subsample)
         else:
-            fisher_states = batch.obs[fisher_sample(key, batch.obs.shape[0], cfg.fisher_subsample)]
+            rows = fisher_sample(key, flat.advantage.shape[0], cfg.fisher_subsample)
+            fisher_states = jax.tree_util.tree_map(lambda x: x[rows], states)
         fvp = make_fisher_vector_product(network, params, fisher_states, cfg.cg_damping)
 
         def kl_from_old(theta: Params) -> jax.Array:
