@@ -685,7 +685,9 @@ def throughput_page(src: Sources) -> str:
                      ("review_fixes_pendulum_tanh", "Review fixes, Pendulum-v1 with tanh squashing"),
                      ("daily_use_durable_ab", "0.3 (final return, sweeps, timing), a whole `train` run (train_durable)"))),
                  text_section(src, f"{RESULTS}/refactor/equality_restructure.txt", "Fixed runs, restructure"),
-                 text_section(src, f"{RESULTS}/refactor/equality_review_fixes.txt", "Fixed runs, review fixes")]
+                 text_section(src, f"{RESULTS}/refactor/equality_review_fixes.txt", "Fixed runs, review fixes"),
+                 text_section(src, f"{RESULTS}/refactor/equality_env_suites.txt",
+                              "Fixed runs, env suites and spaces (issue 28)")]
     return page("Throughput", "Steady-state env-steps/s: the compiled program's second call, compile excluded; "
                 "first call = compile + run. Each section is one invocation of `benchmarks/throughput.py` (or of "
                 "the peer script it names); compare ratios within a section, not absolute rates across sections "

@@ -10,7 +10,7 @@ import pytest
 from helpers import ROOT
 
 
-@pytest.mark.slow  # two small trainings: about 25 s of CPU, more on a shared 2-core machine
+@pytest.mark.heavy  # two small trainings: about 25 s of CPU, more on a shared 2-core machine (make test-all)
 @pytest.mark.timeout(300)
 def test_the_custom_env_example_runs():
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}

@@ -144,7 +144,8 @@ def test_minesweeper_mine_is_terminated_and_jumanji_time_limit_is_truncated():
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy) if n == "BinPack-v2" else n for n in MAIN])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy) if n in ("BinPack-v2", "Knapsack-v1") else n
+                                  for n in MAIN])
 def test_check_env(name):
     from purejaxrl_ppo.core.envs.check import env_problems
 

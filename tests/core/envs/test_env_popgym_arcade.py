@@ -46,6 +46,7 @@ def test_options_give_uint8_frames_and_five_actions(options, shape):
     assert env.env.partial_obs == (options.get("partial") == "true") and env.max_episode_steps == 33
 
 
+@pytest.mark.heavy  # make test-all: the default run keeps each suite's names and check_env tests
 def test_autoencode_gets_its_confirm_action_and_episode_limits_follow_each_game():
     # AutoEncode's action_space() says 4, but its action 4 confirms a card (and its baselines use 5 actions).
     assert PopGymArcadeEnv.make("AutoEncodeEasy", {}).action_space.num_actions == 5
