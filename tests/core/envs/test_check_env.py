@@ -295,8 +295,9 @@ def test_check_env_raises_one_line_per_problem():
 
 
 @pytest.mark.timeout(180)
-@pytest.mark.parametrize("name, num_steps", [("CartPole-v1", 64), ("Pendulum-v1", 202), ("Breakout-MinAtar", 16),
-                                             ("CartPole-v1?mask=velocity", 32)])
+@pytest.mark.parametrize("name, num_steps", [  # the default run: CartPole and a masked one; all in test-all
+    ("CartPole-v1", 64), pytest.param("Pendulum-v1", 202, marks=pytest.mark.heavy),
+    pytest.param("Breakout-MinAtar", 16, marks=pytest.mark.heavy), ("CartPole-v1?mask=velocity", 32)])
 def test_registered_envs_pass(name, num_steps):
     assert pjp.check_env(name, num_steps=num_steps) is None  # num_steps 202: Pendulum's 200-step limit is checked
 

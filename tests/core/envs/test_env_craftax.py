@@ -81,6 +81,7 @@ def test_time_limit_truncates_death_terminates_and_step_resets():
     np.testing.assert_array_equal(result.state.player_health, 9)
 
 
+@pytest.mark.heavy  # make test-all: Craftax's game logic compiles for ~30 s twice; names and spaces stay
 @pytest.mark.timeout(300)
 def test_check_env_classic_symbolic():
     from purejaxrl_ppo.core.envs.check import env_problems

@@ -80,6 +80,7 @@ def test_spaces_and_jit_vmap_steps_match_the_spec(short_env):
         assert np.isfinite(np.asarray(result.obs)).all()
 
 
+@pytest.mark.heavy  # make test-all: the default run keeps each suite's names and check_env tests
 @pytest.mark.timeout(240)
 def test_episode_limit_truncates_and_step_auto_resets_from_its_key(short_env):
     env, reset, step = short_env
