@@ -41,9 +41,11 @@ def _needs(package: str) -> None:
 @pytest.mark.parametrize("package,algo,policy", CASES)
 def test_each_suite_trains_with_each_algorithm_and_policy(package, algo, policy):
     _needs(package)
-    config_cls = pjp.PPOConfig if algo == "ppo" else pjp.TRPOConfig
-    config = config_cls(env_name=SUITE_ENVS[package], total_timesteps=32, num_envs=2, num_steps=8, policy=policy,
-                        hidden_sizes=(16,), rnn_hidden_size=8, cnn_channels=(4,), normalize_observations=True)
+    config_cls, minibatches = (pjp.PPOConfig, "num_minibatches") if algo == "ppo" else (pjp.TRPOConfig,
+                                                                                        "critic_minibatches")
+    config = config_cls(env_name=SUITE_ENVS[package], total_timesteps=64, num_envs=4, num_steps=8, policy=policy,
+                        hidden_sizes=(16,), rnn_hidden_size=8, cnn_channels=(4,), normalize_observations=True,
+                        **{minibatches: 2})  # a memory policy's minibatches are groups of whole env sequences
     out = jax.jit(jax.vmap(pjp.make_train(config)))(jax.random.split(jax.random.PRNGKey(0), 2))
     for name in ("entropy", "explained_variance"):
         assert np.asarray(out.metrics[name]).shape == (2, config.num_updates)
