@@ -95,6 +95,29 @@ def env_rollout(env, key, actions):
     return run(key, actions)
 
 
+def random_steps_match_spec(env, num_envs: int = 4, num_steps: int = 20):
+    """``jit(vmap)`` reset and ``num_steps`` steps of a discrete-action ``env`` with uniform random actions,
+    asserting at every step that ``obs`` and ``final_obs`` match the env's spec (shape and dtype), the reward is
+    float32 ``[num_envs]`` and the ends are bool. Returns ``(reset obs, [StepResult per step])``."""
+    from purejaxrl_ppo.core.envs.base import observation_spec
+
+    spec = observation_spec(env)
+    obs, state = fast_jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), num_envs))
+    step = fast_jit(jax.vmap(env.step))
+    results = []
+    for t in range(num_steps):
+        keys = jax.random.split(jax.random.PRNGKey(t + 1), num_envs + 1)
+        actions = jax.random.randint(keys[0], (num_envs,), 0, env.action_space.num_actions)
+        result = step(keys[1:], state, actions)
+        state = result.state
+        for leaf in (result.obs, result.final_obs):
+            assert leaf.shape == (num_envs, *spec.shape) and leaf.dtype == spec.dtype
+        assert result.reward.dtype == jnp.float32 and result.reward.shape == (num_envs,)
+        assert result.terminated.dtype == jnp.bool_ and result.truncated.dtype == jnp.bool_
+        results.append(result)
+    return obs, results
+
+
 # ----------------------------------------------------------------------------- numpy references
 def turn_then_goal(env, turn: int, to_goal, goal_reward: float):
     """A grid world that starts the same way each episode (MiniGrid's Empty-5x5 with a 6-step limit): turning

@@ -6,9 +6,9 @@ pytest.importorskip("navix")
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from helpers import fast_jit, turn_then_goal  # noqa: E402
+from helpers import random_steps_match_spec, turn_then_goal  # noqa: E402
 
-from purejaxrl_ppo.core.envs import ActionSpace, check_env_name, make_env, observation_spec  # noqa: E402
+from purejaxrl_ppo.core.envs import ActionSpace, check_env_name, make_env  # noqa: E402
 from purejaxrl_ppo.core.envs.navix_env import NavixEnv, env_ids  # noqa: E402
 from purejaxrl_ppo.core.envs.suites import SUITES, suite_env_names  # noqa: E402
 
@@ -60,20 +60,7 @@ def test_bad_options_raise(options, match):
 @pytest.mark.heavy  # make test-all: the default run keeps each suite's names and check_env tests
 @pytest.mark.timeout(60)
 def test_jit_vmap_reset_and_step_match_the_spec():
-    env = make_env("navix/Navix-DoorKey-5x5-v0")
-    spec = observation_spec(env)
-    keys = jax.random.split(jax.random.PRNGKey(0), 4)
-    obs, state = fast_jit(jax.vmap(env.reset))(keys)
-    step = fast_jit(jax.vmap(env.step))
-    for t in range(20):
-        keys = jax.random.split(jax.random.PRNGKey(t + 1), 5)
-        actions = jax.random.randint(keys[0], (4,), 0, env.action_space.num_actions)
-        result = step(keys[1:], state, actions)
-        state = result.state
-        for leaf in (result.obs, result.final_obs):
-            assert leaf.shape == (4, *spec.shape) and leaf.dtype == spec.dtype
-        assert result.reward.dtype == jnp.float32 and result.reward.shape == (4,)
-        assert result.terminated.dtype == jnp.bool_ and result.truncated.dtype == jnp.bool_
+    obs, _ = random_steps_match_spec(make_env("navix/Navix-DoorKey-5x5-v0"))
     assert obs.shape == (4, 5, 5, 3) and obs.dtype == jnp.int32
 
 

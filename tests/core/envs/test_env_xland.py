@@ -10,10 +10,9 @@ pytest.importorskip("xminigrid")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from helpers import fast_jit, turn_then_goal  # noqa: E402
+from helpers import fast_jit, random_steps_match_spec, turn_then_goal  # noqa: E402
 
 from purejaxrl_ppo.core.envs import ActionSpace, EnvBuildError, build_env, check_env_name, make_env  # noqa: E402
-from purejaxrl_ppo.core.envs import observation_spec  # noqa: E402
 from purejaxrl_ppo.core.envs.suites import SUITES, make_suite_env, suite_env_names  # noqa: E402
 from purejaxrl_ppo.core.envs.xland_env import XLandEnv, env_ids  # noqa: E402
 
@@ -106,21 +105,8 @@ def test_minigrid_ids_observe_an_int32_egocentric_view(env_id, options, shape, l
 @pytest.mark.heavy  # make test-all: the default run keeps each suite's names and check_env tests
 @pytest.mark.timeout(60)
 def test_jit_vmap_reset_and_step_match_the_spec():
-    env = make_env("xland/MiniGrid-DoorKey-5x5")
-    spec = observation_spec(env)
-    keys = jax.random.split(jax.random.PRNGKey(0), 4)
-    obs, state = fast_jit(jax.vmap(env.reset))(keys)
+    obs, _ = random_steps_match_spec(make_env("xland/MiniGrid-DoorKey-5x5"))
     assert obs.shape == (4, 7, 7, 2) and obs.dtype == jnp.int32
-    step = fast_jit(jax.vmap(env.step))
-    for t in range(20):
-        keys = jax.random.split(jax.random.PRNGKey(t + 1), 5)
-        actions = jax.random.randint(keys[0], (4,), 0, env.action_space.num_actions)
-        result = step(keys[1:], state, actions)
-        state = result.state
-        for leaf in (result.obs, result.final_obs):
-            assert leaf.shape == (4, *spec.shape) and leaf.dtype == spec.dtype
-        assert result.reward.dtype == jnp.float32 and result.reward.shape == (4,)
-        assert result.terminated.dtype == jnp.bool_ and result.truncated.dtype == jnp.bool_
 
 
 @pytest.mark.timeout(60)
