@@ -3,8 +3,10 @@
     PYTHONPATH=$PWD python benchmarks/random_policy_scores.py CartPole-v1 Acrobot-v1 Pendulum-v1
 
 Runs ``--episodes`` complete episodes per environment with actions drawn
-uniformly from the action space (continuous actions within their bounds) and
-prints the mean return and its standard error.
+uniformly from the action space (continuous actions within their bounds;
+discrete ones uniformly among the actions the observation's mask allows, per
+factor for a multi-discrete space) and prints the mean return and its standard
+error.
 """
 
 from __future__ import annotations
@@ -17,32 +19,49 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from purejaxrl_ppo.core.envs.base import ACTION_MASK, ActionSpace
+from purejaxrl_ppo.core.networks.base import MultiCategorical, mask_logits
+
+
+def random_action_sampler(space: ActionSpace):
+    """``sample(key, obs) -> action`` of the uniform-random policy on ``space``: continuous actions uniform
+    within their bounds, discrete ones uniform among the actions ``obs[ACTION_MASK]`` allows (per factor
+    for a multi-discrete space), through the masking and distributions the policy uses."""
+
+    def sample_action(key, obs):
+        if space.discrete:  # uniform logits, masked like the policy's, through the policy's own distribution
+            logits = jnp.zeros((space.num_actions,), jnp.float32)
+            if space.masked:
+                logits = mask_logits(logits, obs[ACTION_MASK])
+            if space.multi:
+                return MultiCategorical(logits, space.nvec).sample_and_log_prob(seed=key)[0]
+            return jax.random.categorical(key, logits)
+        return jax.random.uniform(key, space.shape, minval=jnp.asarray(space.low).reshape(space.shape),
+                                  maxval=jnp.asarray(space.high).reshape(space.shape))
+
+    return sample_action
+
 
 def random_returns(env_name: str, episodes: int, seed: int = 0, max_steps: int = 10_000) -> np.ndarray:
     """Returns ``[episodes]`` of the uniform-random policy (one vmapped env per episode)."""
     env = pjp.make_env(env_name)
-    space = env.action_space
-
-    def sample_action(key):
-        if space.discrete:
-            return jax.random.randint(key, (), 0, space.num_actions)
-        return jax.random.uniform(key, space.shape, minval=jnp.asarray(space.low).reshape(space.shape),
-                                  maxval=jnp.asarray(space.high).reshape(space.shape))
+    sample_action = random_action_sampler(env.action_space)
 
     def episode(key):
         reset_key, key = jax.random.split(key)
-        _, state = env.reset(reset_key)
+        obs, state = env.reset(reset_key)
 
         def body(carry):
-            state, key, total, done, t = carry
+            obs, state, key, total, done, t = carry
             key, act_key, step_key = jax.random.split(key, 3)
-            out = env.step(step_key, state, sample_action(act_key))
-            return out.state, key, total + out.reward, jnp.logical_or(out.terminated, out.truncated), t + 1
+            out = env.step(step_key, state, sample_action(act_key, obs))
+            return out.obs, out.state, key, total + out.reward, jnp.logical_or(out.terminated, out.truncated), t + 1
 
         def cond(carry):
-            return jnp.logical_and(~carry[3], carry[4] < max_steps)
+            return jnp.logical_and(~carry[4], carry[5] < max_steps)
 
-        _, _, total, _, _ = jax.lax.while_loop(cond, body, (state, key, jnp.float32(0), jnp.bool_(False), 0))
+        init = (obs, state, key, jnp.float32(0), jnp.bool_(False), 0)
+        _, _, _, total, _, _ = jax.lax.while_loop(cond, body, init)
         return total
 
     return np.asarray(jax.jit(jax.vmap(episode))(jax.random.split(jax.random.PRNGKey(seed), episodes)))
