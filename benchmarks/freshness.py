@@ -31,6 +31,8 @@ CONTROL = (f"{PKG}/core", f"{PKG}/launch", f"{PKG}/runs", f"{PKG}/analysis/stats
 #: RLHF's own files, which no control-task result runs.
 RLHF_ONLY = (f"{PKG}/core/rlhf", f"{PKG}/launch/rlhf.py", f"{PKG}/cli/rlhf.py", f"{PKG}/analysis/rlhf_plots.py")
 THROUGHPUT = (*CONTROL, "benchmarks/throughput.py", "benchmarks/peers")
+#: What the environment-suite results run: the control code (the suites' adapters are in core/envs) and the script.
+SUITES = (*CONTROL, "benchmarks/suites.py", "benchmarks/random_policy_scores.py")
 #: What an RLHF result runs: the language-model pieces, the shared PPO/TRPO pieces, the run driver.
 RLHF = (f"{PKG}/core/rlhf", f"{PKG}/core/algos", f"{PKG}/core/advantages.py", f"{PKG}/launch", f"{PKG}/runs",
         f"{PKG}/analysis/rlhf_plots.py", f"{PKG}/platform.py")
@@ -68,6 +70,13 @@ MEASUREMENTS: tuple[Measurement, ...] = (
                 "--out benchmarks/results/memory"),
     Measurement("memory-throughput", ("benchmarks/results/memory/throughput.json",), (*CONTROL, "benchmarks/memory.py"),
                 "python benchmarks/memory.py throughput --seeds 1 16 64 --updates 2 --out benchmarks/results/memory"),
+    Measurement("suites-learning", ("benchmarks/results/suites/learning.json", "benchmarks/results/suites/curves.npz"),
+                SUITES, "python benchmarks/suites.py learning --seeds 8 --out benchmarks/results/suites"),
+    Measurement("suites-throughput", ("benchmarks/results/suites/throughput.json",), SUITES,
+                "the command recorded in the file"),
+    *(Measurement(f"suites-{name}", (f"benchmarks/results/suites/{name}.json",),
+                  (*CONTROL, f"benchmarks/peers/{name.split('_')[0]}_ppo.py"), "the command recorded in the file")
+      for name in ("craftax_ppo", "craftax_ppo_auto_resets", "xland_ppo", "navix_ppo", "navix_ppo_learning")),
     Measurement("rlhf", ("benchmarks/results/rlhf/rlhf.json",), (*RLHF, "benchmarks/rlhf.py"),
                 "the command recorded in the file", excludes=()),
     Measurement("processes", ("benchmarks/results/processes.json",), (*CONTROL, f"{PKG}/cli", "benchmarks/processes.py"),

@@ -74,6 +74,8 @@ PAGES = {
     "memory.md": "GRU and attention policies: learning on memory tasks and throughput",
     "rlhf.md": "RLHF on the synthetic language: pipeline, over-optimisation, tokens/s",
     "processes.md": "several processes (`jax.distributed`) against one process with several devices",
+    "suites.md": "the optional environment suites: PPO and TRPO against a random policy, env-steps/s, the suites' "
+                 "own PPO scripts",
 }
 
 
@@ -929,6 +931,96 @@ def processes_page(src: Sources) -> str:
     return page("Several processes against one", intro, sections)
 
 
+# ----------------------------------------------------------------------------- suites
+SUITES_DIR = f"{RESULTS}/suites"
+#: The suites' own PPO scripts measured beside ours (``benchmarks/peers/<script>``): JSON file -> title.
+SUITE_PEERS = {"craftax_ppo.json": "Craftax's `ppo.py` (Craftax_Baselines)",
+               "craftax_ppo_auto_resets.json": "Craftax's `ppo.py` (Craftax_Baselines) with `--no-use_optimistic_resets`",
+               "navix_ppo_learning.json": "Navix's PPO, learning at the same budget",
+               "xland_ppo.json": "XLand-MiniGrid's `train_single_task.py`",
+               "navix_ppo.json": "Navix's PPO (`navix.agents.PPO`, `baselines/ppo.py`'s settings)"}
+
+
+def suites_learning_rows(doc: dict) -> list[list[str]]:
+    """One row per suite and algorithm of ``benchmarks/suites.py learning``."""
+    rows = []
+    for r in doc["results"]:
+        rows.append([r["suite"], f"`{r['env']}`", r["algo"].upper(), r["seeds"], num(r["env_steps_per_seed"], ","),
+                     ci(r["final_return_iqm"], r["final_return_iqm_ci95"]), ci(r["auc_iqm"], r["auc_iqm_ci95"]),
+                     f"{num(r['random_return_mean'], '.2f')} ± {num(r['random_return_se'], '.2f')}",
+                     f"{r['seeds_above_random']}/{r['seeds']}", num(r["wall_seconds"])])
+    return rows
+
+
+def suites_throughput_rows(doc: dict) -> list[list[str]]:
+    """One row per suite and seed count of ``benchmarks/suites.py throughput``."""
+    return [[r["suite"], f"`{r['env']}`", r["seeds"], r["updates"], num(r["compile_seconds"], ".1f"),
+             num(r["env_steps_per_second"]), num(r["env_only_steps_per_second"])] for r in doc["results"]]
+
+
+def suite_peer_section(doc: dict, rel: str, title: str) -> str:
+    """One suite's own PPO script beside ours (``benchmarks/peers/<suite>_ppo.py``): env-steps/s per point,
+    the differences the script records, its provenance."""
+    rows = []
+    for p in doc["points"]:
+        medians = p["median_env_steps_per_second"]
+        theirs = next(k for k in medians if k != "ours")
+        mode = "" if "their_optimistic_resets" not in p else (
+            " (their optimistic resets)" if p["their_optimistic_resets"] else " (their auto resets)")
+        rows.append([p.get("env", doc.get("settings", {}).get("env", DASH)) + mode, p["num_seeds"],
+                     p.get("num_envs", DASH), num(p["env_steps_per_call"], ","),
+                     num(p["compile"]["ours"]["seconds"], ".1f"), num(p["compile"][theirs]["seconds"], ".1f"),
+                     num(medians["ours"]), num(medians[theirs]), ratio(p["median_pair_ratio"])])
+    differences = "\n".join(f"- {d}" for d in doc.get("differences") or [])
+    learning = doc.get("learning") or {}
+    lrows = [[r["env"], r["program"], r["seeds"], num(r["env_steps_per_seed"], ","),
+              ci(r["final_return_iqm"], r["final_return_iqm_ci95"]), num(r["train_seconds"], ".0f"),
+              num(r["env_steps_per_second"])] for r in learning.get("rows") or []]
+    learned = ["Learning at the same budget and seeds (final return: the library's definition applied to both "
+               "programs' per-update returns; IQM with a 95% bootstrap CI):",
+               table(["task", "program", "seeds", "env steps / seed", "final return IQM [95% CI]",
+                      "train s", "env-steps/s"], lrows)] if lrows else []
+    return "\n\n".join([
+        f"## Against {title}",
+        "Same process, A B B A timed calls of the two compiled programs after a warm-up; env-steps/s = seeds × "
+        "env steps per seed ÷ wall seconds; ours ÷ theirs is the median of the per-round ratios.",
+        table(["task", "seeds", "envs", "env steps / call", "compile s, ours", "compile s, theirs",
+               "ours env-steps/s", "theirs env-steps/s", "ours ÷ theirs"], rows) if rows else "",
+        *learned,
+        "Differences the script records:\n\n" + differences if differences else "",
+        provenance(doc, rel)])
+
+
+def suites_page(src: Sources) -> str:
+    """``suites.md``: learning on one task per suite, throughput, and the suites' own PPO scripts."""
+    rel_l, rel_t = f"{SUITES_DIR}/learning.json", f"{SUITES_DIR}/throughput.json"
+    learning, thr = src.json(rel_l), src.json(rel_t)
+    skipped = [f"- {suite}: {why}" for suite, why in (learning.get("skipped") or {}).items()]
+    sections = [
+        "## Learning\n\nOne small task per suite, feed-forward policy (tanh 64×64; grid worlds read their symbolic "
+        "grid flattened), 16 envs × 64 steps. Final return: the library's (the return of the last finished episode "
+        f"carried forward, averaged over the last {FINAL_WINDOW} updates); IQM over seeds with a 95% "
+        "stratified-bootstrap CI; AUC: the mean of the learning curve. Random policy: uniform over the allowed "
+        "actions, mean episode return ± standard error over its episodes; seeds above random: the seeds whose final "
+        "return is above the random policy's mean.",
+        table(["suite", "task", "algo", "seeds", "env steps / seed", "final return IQM [95% CI]", "AUC IQM [95% CI]",
+               "random policy", "seeds above random", "wall s (compile incl.)"], suites_learning_rows(learning)),
+        *(["Not run:\n\n" + "\n".join(skipped)] if skipped else []),
+        provenance(learning, rel_l),
+        "## Throughput\n\nenv-steps/s of the PPO training program of the learning task (timed after compiling), "
+        "and of the environment alone: uniform-random actions through the vmapped `reset`/`step`, no network.",
+        table(["suite", "task", "seeds", "timed updates", "compile s", "training env-steps/s", "env alone env-steps/s"],
+              suites_throughput_rows(thr)),
+        provenance(thr, rel_t),
+    ]
+    for name, title in SUITE_PEERS.items():
+        rel = f"{SUITES_DIR}/{name}"
+        if (src.root / rel).is_file():
+            sections.append(suite_peer_section(src.json(rel), rel, title))
+    return page("Environment suites", "PPO and TRPO on the optional suites (`docs/envs/`), each cell one program over "
+                "all its seeds.", sections)
+
+
 # ----------------------------------------------------------------------------- index, assembly
 def index_page(src: Sources) -> str:
     """``index.md``: the headline table and links to every page."""
@@ -942,6 +1034,7 @@ def index_page(src: Sources) -> str:
                       date_of(src.json(f"{RESULTS}/memory/throughput.json"))],
         "rlhf.md": [date_of(src.json(f"{RESULTS}/rlhf/rlhf.json"))],
         "processes.md": [date_of(src.json(f"{RESULTS}/processes.json"))],
+        "suites.md": [date_of(src.json(f"{SUITES_DIR}/{n}.json")) for n in ("learning", "throughput")],
     }
     rows = [[f"[{name[:-3]}]({name})", what, ", ".join(sorted(set(d[:10] for d in dates[name])))]
             for name, what in PAGES.items()]
@@ -960,7 +1053,8 @@ def build(root: Path, out: Path, readme: Path) -> tuple[dict[Path, bytes], dict[
     blocks = {"headline": headline(src, readme, out), "rlhf": rlhf_block(src), "processes": processes_block(src)}
     builders: dict[str, Callable[[Sources], str]] = {
         "demo.md": demo_page, "sample-efficiency.md": sample_efficiency_page, "throughput.md": throughput_page,
-        "brax.md": brax_page, "memory.md": memory_page, "rlhf.md": rlhf_page, "processes.md": processes_page}
+        "brax.md": brax_page, "memory.md": memory_page, "rlhf.md": rlhf_page, "processes.md": processes_page,
+        "suites.md": suites_page}
     files = {out / name: fn(src).encode() for name, fn in builders.items()}
     files[out / "index.md"] = index_page(src).encode()
     for name, path in src.figures.items():

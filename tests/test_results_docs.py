@@ -155,3 +155,20 @@ def test_missing_input_is_a_clear_error_and_writes_nothing(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "benchmarks/results/processes.json" in err and "missing" in err
     assert not out.exists()
+
+
+def test_suites_tables_equal_the_json(generated):
+    out, _ = generated
+    text = (out / "suites.md").read_text()
+    learning = json.loads((ROOT / "benchmarks/results/suites/learning.json").read_text())["results"]
+    rows = _table(text.split("## Learning")[1], "suite")
+    assert len(rows) == len(learning)
+    for row, r in zip(rows, learning):
+        assert (row[0], row[2]) == (r["suite"], r["algo"].upper())
+        _close(row[5], r["final_return_iqm"])
+        _close(row[7], r["random_return_mean"])
+        assert row[8] == f"{r['seeds_above_random']}/{r['seeds']}"
+    throughput = json.loads((ROOT / "benchmarks/results/suites/throughput.json").read_text())["results"]
+    for row, r in zip(_table(text.split("## Throughput")[1], "suite"), throughput):
+        _close(row[5], r["env_steps_per_second"])
+        _close(row[6], r["env_only_steps_per_second"])
