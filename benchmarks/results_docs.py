@@ -935,7 +935,8 @@ def processes_page(src: Sources) -> str:
 SUITES_DIR = f"{RESULTS}/suites"
 #: The suites' own PPO scripts measured beside ours (``benchmarks/peers/<script>``): JSON file -> title.
 SUITE_PEERS = {"craftax_ppo.json": "Craftax's `ppo.py` (Craftax_Baselines)",
-               "craftax_ppo_auto_resets.json": "Craftax's `ppo.py` (Craftax_Baselines) with `--no-use_optimistic_resets`",
+               "craftax_ppo_auto_resets.json":
+                   "Craftax's `ppo.py` (Craftax_Baselines) with `--no-use_optimistic_resets`",
                "navix_ppo_learning.json": "Navix's PPO, learning at the same budget",
                "xland_ppo.json": "XLand-MiniGrid's `train_single_task.py`",
                "navix_ppo.json": "Navix's PPO (`navix.agents.PPO`, `baselines/ppo.py`'s settings)"}

@@ -229,7 +229,8 @@ def learning_table(report: dict[str, Any]) -> str:
         lines.append(f"| {r['suite']} | `{r['env']}` | {r['algo'].upper()} | {r['seeds']} | "
                      f"{r['env_steps_per_seed']:,} | {r['final_return_iqm']:.2f} [{low:.2f}, {high:.2f}] | "
                      f"{r['auc_iqm']:.2f} [{a_low:.2f}, {a_high:.2f}] | {r['random_return_mean']:.2f} "
-                     f"± {r['random_return_se']:.2f} | {r['seeds_above_random']}/{r['seeds']} | {r['wall_seconds']:.0f} |")
+                     f"± {r['random_return_se']:.2f} | {r['seeds_above_random']}/{r['seeds']} | "
+                     f"{r['wall_seconds']:.0f} |")
     for suite, why in report.get("skipped", {}).items():
         lines.append(f"\n{suite}: not run ({why}).")
     return "\n".join(lines) + "\n"
