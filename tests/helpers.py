@@ -262,3 +262,39 @@ KILL_DRIVER = textwrap.dedent("""
     os.rename, os.replace = hook(os.rename), hook(os.replace)
     sys.exit(main(sys.argv[2:]))
 """)
+
+
+#: A run file of a tiny durable run: 8 updates in 4 chunks, a checkpoint after each (tests/runs/).
+RUN_FILE = """\
+algo: ppo
+env_name: CartPole-v1
+num_envs: 2
+num_steps: 16
+total_timesteps: 256   # 8 updates
+hidden_sizes: [8]
+num_minibatches: 2
+update_epochs: 1
+num_seeds: 2
+seed: 3
+chunk_updates: 2       # 4 chunks, a checkpoint after each
+keep_checkpoints: 2
+"""
+
+
+#: Launcher tests' child scripts (tests/launch/): each knows its process id and a directory for marker files
+#: (its first argument).
+PREAMBLE = """\
+import os, signal, sys, time
+from pathlib import Path
+ID = int(os.environ["JAX_PROCESS_ID"])
+OUT = Path(sys.argv[1])
+def wait_for(name):
+    while not (OUT / name).exists():
+        time.sleep(0.02)
+"""
+
+
+def script(tmp_path: Path, body: str) -> list[str]:
+    path = tmp_path / "child.py"
+    path.write_text(PREAMBLE + textwrap.dedent(body))
+    return [sys.executable, str(path)]

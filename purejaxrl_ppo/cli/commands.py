@@ -26,6 +26,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
+import math
 import os
 import shlex
 import sys
@@ -55,7 +57,9 @@ from purejaxrl_ppo.launch.processes import add_launch_parser, cmd_launch
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.run_files import (
     SUFFIXES,
+    check_run_info,
     read_run_file,
+    saved_run_kind,
     split_run_dict,
     write_run_file,
 )
@@ -97,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="process 0's address (else $JAX_COORDINATOR_ADDRESS); implies --distributed")
     group.add_argument("--num-processes", type=int, default=None, metavar="N", help="processes in the group")
     group.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
+    group.add_argument("--init-timeout", type=_positive_seconds, default=None, metavar="S",
+                       help="seconds to wait for the process group to form before failing with one line (default "
+                            "$PUREJAXRL_PPO_INIT_TIMEOUT, else 120)")
     add_option_flags(train)
     add_config_flags(train)
 
@@ -258,7 +265,16 @@ class DurableCommand:
 def run_durable_command(args: argparse.Namespace, kind: DurableCommand) -> int:
     """The life of a durable command: devices and process group, resume or new run (or ``--dump-config``),
     training in the run directory with progress, plain warnings, divergence, Ctrl-C and process-group failures
-    handled, then the kind's outputs. Returns the exit code."""
+    handled, then the kind's outputs. Returns the exit code. The run directory stays locked until the kind's
+    ``finish`` has written ``complete.json`` (:func:`~purejaxrl_ppo.runs.rundir.keep_locks`): a ``--resume`` or
+    ``--overwrite`` arriving while a run finishes is refused."""
+    from purejaxrl_ppo.runs.rundir import keep_locks
+
+    with keep_locks():
+        return _run_durable_command(args, kind)
+
+
+def _run_durable_command(args: argparse.Namespace, kind: DurableCommand) -> int:
     from rich.console import Console
 
     from purejaxrl_ppo.launch.chunked import TrainingDiverged
@@ -311,6 +327,7 @@ def run_durable_command(args: argparse.Namespace, kind: DurableCommand) -> int:
             kind.write_file(args.dump_config, config, options, grid)
             print(f"wrote {args.dump_config}")
             return 0
+        require_memory(config, options, grid)  # before the run directory exists and before compiling
         out = args.out or kind.default_out(config)
 
     def show_warning(message, category, *rest, **kwargs):  # say these plainly, even if --quiet
@@ -348,6 +365,8 @@ def run_durable_command(args: argparse.Namespace, kind: DurableCommand) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        # orbax's writer threads of an interrupted save fail at exit with a traceback: not news after Ctrl-C.
+        logging.getLogger("absl").setLevel(logging.CRITICAL)
         if not primary:
             return 130
         print(f"interrupted; continue with: python -m purejaxrl_ppo {kind.name} --resume {shlex.quote(str(out))}",
@@ -375,6 +394,16 @@ def _finish_train(result, out: Path, command: str, console) -> Path:
     return paths["summary"]
 
 
+def check_resumable(out: Path, command: str) -> None:
+    """The resume errors ``train`` and ``sweep`` share, before the lock: a directory another command wrote (an
+    ``rlhf`` run), a ``run.json`` without a usable chunk plan (:func:`~purejaxrl_ppo.runs.run_files.check_run_info`)."""
+    kind = saved_run_kind(out)
+    if kind == "rlhf":
+        raise ConfigError(f"{out} holds an rlhf run, not a {command} run; continue it with: python -m purejaxrl_ppo "
+                          f"rlhf --resume {shlex.quote(str(out))}")
+    check_run_info(out, kind or command)
+
+
 TRAIN = DurableCommand(
     name="train", noun="run",
     resolve=lambda args: (*resolve_run(args), None),
@@ -383,6 +412,7 @@ TRAIN = DurableCommand(
     progress=lambda console, grid: _progress(console),
     saved_grid=lambda out: None,
     finish=_finish_train,
+    check_resume=lambda out: check_resumable(out, "train"),
 )
 
 
@@ -391,7 +421,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 #: Exit code of ``train`` when another process of a ``jax.distributed`` group died.
-LOST_PROCESS_EXIT = 4
+LOST_PROCESS_EXIT = distributed.LOST_PROCESS_EXIT
 
 
 def _leave_process_group(err: BaseException, out: Path, command: str = "train") -> NoReturn:
@@ -442,17 +472,54 @@ def _raised_in_jax(err: BaseException) -> bool:
     return isinstance(err, JaxRuntimeError) or module.split(".")[0] in ("jax", "jaxlib")
 
 
+def require_memory(config: BaseConfig, options: RunOptions, grid: dict[str, list[float]] | None = None) -> None:
+    """Refuse (one-line :class:`ConfigError`) a ``train`` run or a sweep (``grid``) whose lower-bound memory estimate
+    exceeds the memory there is (:mod:`purejaxrl_ppo.launch.memory`). Traces only: writes and compiles nothing.
+    In a process group each process checks its own devices' share."""
+    import math
+
+    import jax
+
+    from purejaxrl_ppo.core.envs import build_env
+    from purejaxrl_ppo.launch import memory
+
+    build_env(config.env_name)  # a bad env name: its own one-line error, not the estimator's
+    points = math.prod(len(values) for values in grid.values()) if grid else 1
+    try:
+        estimate = memory.train_estimate(config, options.num_seeds, jax.device_count(), jax.local_device_count(),
+                                         options.seeds_per_batch, points)
+    except ConfigError:
+        raise
+    except Exception:  # noqa: BLE001 - a config the estimator cannot trace fails later, where it always did
+        return
+    lower = "--num-seeds, --num-envs, --num-steps or the grid's values" if grid else (
+        "--num-seeds, --num-envs or --num-steps, or set --seeds-per-batch N (only N seeds' rollouts at once per "
+        "device)")
+    memory.require_fits(estimate, f"lower {lower}")
+
+
 def _join_process_group(args: argparse.Namespace) -> bool:
     """Initialise ``jax.distributed`` if the flags or the environment ask for it; True in process 0 (or alone)."""
     given = [args.coordinator_address, args.num_processes, args.process_id]
     try:
         if any(value is not None for value in given) or args.distributed:
-            distributed.initialize(*given)
+            distributed.initialize(*given, initialization_timeout=getattr(args, "init_timeout", None))
         else:
-            distributed.initialize_from_environment()
+            distributed.initialize_from_environment(getattr(args, "init_timeout", None))
     except ValueError as err:
         raise ConfigError(f"jax.distributed: {err}") from None
     return distributed.is_primary()
+
+
+def _positive_seconds(text: str) -> float:
+    """argparse type: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
+    return value
 
 
 def progress_bar(console, unit: str):
@@ -559,6 +626,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from purejaxrl_ppo.runs.rundir import require_finished
 
     for run in args.runs:  # every run checked before anything is printed
+        if saved_run_kind(run) == "rlhf":
+            raise ConfigError(f"{run} is an rlhf run; compare compares train and sweep runs (an rlhf run's results: "
+                              f"{run / 'summary.json'}, rlhf_curves.png and overoptimisation.png)")
         require_finished(run)
     look = _plot_options(args)
     runs, labels, summaries, metrics = [], [], [], []
@@ -566,9 +636,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
         with np.load(run / "metrics.npz") as data:
             run_metrics = {k: data[k] for k in data.files}
         for name, summary, point in compared_entries(label, _read_summary(run), run_metrics):
+            try:
+                summaries.append(with_final_returns(summary, point))
+            except KeyError as err:  # metrics without returns: not a train or sweep run
+                raise ConfigError(f"{run / 'metrics.npz'}: {err.args[0]}; compare compares train and sweep "
+                                  "runs") from None
             runs.append(run)
             labels.append(name)
-            summaries.append(with_final_returns(summary, point))
             metrics.append(point)
     if args.plot is not None:
         _check_metric(look["metric"], metrics, labels)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -174,14 +173,14 @@ def _resolve(args: argparse.Namespace):
 
 
 def _check_resumable(out: Path) -> None:
-    """The resume errors that name ``sweep`` (a directory stopped before ``run.json`` was written)."""
+    """The resume errors that name ``sweep`` (a directory stopped before ``run.json`` was written), then those it
+    shares with ``train`` (:func:`~purejaxrl_ppo.cli.commands.check_resumable`)."""
+    from purejaxrl_ppo.cli.commands import check_resumable
     from purejaxrl_ppo.runs import rundir
 
     if out.is_dir() and (out / rundir.CONFIG_FILE).is_file() and not (out / rundir.RUN_FILE).is_file():
-        again = (f"python -m purejaxrl_ppo sweep --config {shlex.quote(str(out / rundir.CONFIG_FILE))} "
-                 f"--out {shlex.quote(str(out))} --overwrite")
-        raise rundir.RunDirError(f"cannot resume {out}: it has no {rundir.RUN_FILE}; it was stopped before training "
-                                 f"started; start it again with: {again}")
+        rundir.require_run_dir(out, "sweep")  # never advises --overwrite where progress would be lost
+    check_resumable(out, "sweep")
 
 
 def _saved_grid(out: Path) -> dict[str, list[float]] | None:

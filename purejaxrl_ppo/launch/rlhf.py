@@ -7,8 +7,10 @@ the device side is :mod:`purejaxrl_ppo.core.rlhf`) and writes::
       config.json, run.json      the RLHFConfig; the run options, versions, machine, every command line
       sft/params.msgpack         stage 1: the SFT language model (flax.serialization msgpack)
       sft/metrics.json           held-out loss, the base distribution's entropy (its floor), loss curve, timings
+      sft/checksums.json         written last: the SHA-256 of both (the stage is done)
       rm/params.msgpack          stage 2: the reward model (score normalised on the SFT policy)
       rm/metrics.json            held-out pair accuracy (labels, gold), loss/accuracy curves, timings
+      rm/checksums.json          as sft/
       checkpoints/<iteration>/   stage 3: every seed's RLState and metric history (orbax, newest 3)
       metrics.csv, metrics_aggregate.csv, metrics.jsonl   RL metrics per iteration (written per chunk)
       metrics.npz                every RL metric [seeds, iterations] (+ ``responses``: responses generated)
@@ -39,7 +41,11 @@ point of ``overoptimisation.png`` and an entry of ``sweep.json``.
 
 **Resume** (``resume=True``): the finished stages are loaded from the run directory, RL continues from the
 newest intact checkpoint of each group; the chunked programs are the same, so the metrics equal the
-uninterrupted run's bit for bit.
+uninterrupted run's bit for bit. A stage is reused only when its files match its manifest
+(``<stage>/checksums.json``, written when the stage finishes), as a checkpoint is: a damaged stage (or one
+without a manifest) is moved to ``corrupt_checkpoints/<stage>-<time>`` with a
+:class:`~purejaxrl_ppo.runs.checkpoint.CorruptCheckpointWarning` and computed again (trained with the
+same key, or copied again from ``sft_from``/``rm_from``), never silently reused.
 """
 
 from __future__ import annotations
@@ -49,7 +55,9 @@ import functools
 import io
 import json
 import os
+import shutil
 import time
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any, Callable
@@ -66,7 +74,8 @@ from purejaxrl_ppo.core.rlhf.task import Task, gold_score, make_task, sample_pro
 from purejaxrl_ppo.launch.layout import SeedLayout, seed_layout
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs import sinks as log_sinks
-from purejaxrl_ppo.runs.checkpoint import Checkpointer
+from purejaxrl_ppo.runs.checkpoint import CHECKSUMS, Checkpointer, CheckpointError, CorruptCheckpointWarning, \
+    verify_manifest, write_manifest
 from purejaxrl_ppo.runs.provenance import machine_description, versions
 from purejaxrl_ppo.runs.rundir import RunDirError
 
@@ -184,12 +193,18 @@ def _check_options(num_seeds: Any, seed: Any, chunk_iterations: Any, sweep_kl_co
 
 
 def _reusable_stage(source: Path, stage: str, cfg: RLHFConfig, fields: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """``{"params": bytes, "metrics": dict, "from": str}`` of ``source/stage``, checked against ``cfg``."""
+    """``{"params": bytes, "metrics": dict, "from": str}`` of ``source/stage``, checked against ``cfg`` and
+    against the stage's manifest where it has one (runs written before manifests existed have none)."""
     params_path, metrics_path = source / stage / PARAMS_FILE, source / stage / STAGE_METRICS_FILE
     if not (source / CONFIG_JSON).is_file():
         raise ConfigError(f"{flag} {source}: not a run directory of `rlhf` (no {source / CONFIG_JSON})")
     if not (params_path.is_file() and metrics_path.is_file()):
         raise ConfigError(f"{flag} {source}: its {stage} stage did not finish (no {params_path} or {metrics_path})")
+    if (source / stage / CHECKSUMS).is_file():
+        try:
+            verify_manifest(source / stage)
+        except CheckpointError as err:
+            raise ConfigError(f"{flag} {source}: its {stage} stage is damaged ({err}); it cannot be reused") from None
     saved = json.loads((source / CONFIG_JSON).read_text())
     differ = [f"{name} {saved.get(name)!r} there, {getattr(cfg, name)!r} here" for name in fields
               if saved.get(name) != getattr(cfg, name)]
@@ -259,7 +274,7 @@ def _run_stage(name: str, out: Path, abstract: Any, reused: dict[str, Any] | Non
     """
     directory = out / name
     params_path, metrics_path = directory / PARAMS_FILE, directory / STAGE_METRICS_FILE
-    if metrics_path.is_file() and params_path.is_file():
+    if (directory / CHECKSUMS).is_file():  # verified by quarantine_damaged_stages before the lock's work began
         on_stage(name, "done earlier in this run directory; loaded")
         return load_params(params_path, abstract, str(params_path)), json.loads(metrics_path.read_text())
     if reused is not None:
@@ -268,6 +283,7 @@ def _run_stage(name: str, out: Path, abstract: Any, reused: dict[str, Any] | Non
         directory.mkdir(parents=True, exist_ok=True)
         rundir.write_atomic(params_path, reused["params"])
         rundir.write_atomic(metrics_path, (json.dumps(metrics, indent=2) + "\n").encode())
+        write_manifest(directory)  # last: the stage is done
         on_stage(name, f"reused from {reused['from']}")
         return params, metrics
     on_stage(name, "compiling ...")
@@ -282,8 +298,41 @@ def _run_stage(name: str, out: Path, abstract: Any, reused: dict[str, Any] | Non
                "reused_from": None}
     save_params(params_path, params)
     rundir.write_atomic(metrics_path, (json.dumps(metrics, indent=2) + "\n").encode())
+    write_manifest(directory)  # last: the stage is done, and its files are checked before any reuse
     on_stage(name, f"done in {run_seconds:.1f} s")
     return params, metrics
+
+
+STAGES = ("sft", "rm")
+
+
+def quarantine_damaged_stages(out: Path) -> list[str]:
+    """Check each finished stage of ``out`` against its manifest; move a damaged one (or one without a manifest
+    whose files are there: it cannot be trusted) to ``out/corrupt_checkpoints/<stage>-<time>`` with a
+    :class:`CorruptCheckpointWarning`, so that it is computed again. A stage stopped before its files were
+    written is simply done again. Returns the stages moved."""
+    moved = []
+    for name in STAGES:
+        directory = out / name
+        if not directory.is_dir():
+            continue
+        if not (directory / CHECKSUMS).is_file() and not (directory / STAGE_METRICS_FILE).is_file():
+            continue  # stopped while training or saving it: done again, as before
+        try:
+            verify_manifest(directory)
+            continue
+        except CheckpointError as err:
+            problem = str(err)
+        quarantine = out / "corrupt_checkpoints"
+        quarantine.mkdir(parents=True, exist_ok=True)
+        target = quarantine / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        while target.exists():
+            target = target.with_name(target.name + "-1")
+        shutil.move(str(directory), str(target))
+        warnings.warn(f"stage {name} is unusable: {problem}; moved it to {target} and computing it again",
+                      CorruptCheckpointWarning, stacklevel=2)
+        moved.append(name)
+    return moved
 
 
 def _describe_sft(raw: dict) -> dict:
@@ -571,24 +620,28 @@ def run_rlhf(cfg: RLHFConfig, out: Path, *, num_seeds: int = 4, seed: int = 0, s
             return json.loads((out / "summary.json").read_text())
     else:
         reused = reused_stages(cfg, sft_from, rm_from)  # checked before anything is written
-    out.mkdir(parents=True, exist_ok=True)
-    with rundir.locked(out, command):
-        now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-        if resume:
-            info = json.loads((out / rundir.RUN_FILE).read_text())
-            info["commands"] = [*info.get("commands", []), {"command": command, "time": now, "resumed": True,
-                                                            "versions": versions()}]
-            (out / rundir.COMPLETE_FILE).unlink(missing_ok=True)
-            if not (out / "sft" / STAGE_METRICS_FILE).is_file() or not (out / "rm" / STAGE_METRICS_FILE).is_file():
-                reused = reused_stages(cfg, sft_from, rm_from)  # a stage still to do may come from elsewhere
-        else:
-            rundir.prepare_new(out, overwrite, rundir.RLHF_OWNED)
-            _write_json(out / CONFIG_JSON, cfg.to_dict())
-            info = {"created": now, "algo_name": RLHFConfig.algo_name, "options": options, "versions": versions(),
-                    "machine": machine_description(), rundir.COMPLETE_FILE: True,
-                    "commands": [{"command": command, "time": now, "resumed": False}]}
-        _write_json(out / rundir.RUN_FILE, info)
-        return _run_locked(cfg, out, options, reused, resume, command, on_progress, on_stage, wall_start)
+    with rundir.disk_errors(out):  # a full or read-only disk: one line, not a traceback
+        if out.exists() and not out.is_dir():
+            raise RunDirError(f"run directory {out} is a file; choose another --out")
+        out.mkdir(parents=True, exist_ok=True)
+        with rundir.locked(out, command):
+            now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            if resume:
+                info = json.loads((out / rundir.RUN_FILE).read_text())
+                info["commands"] = [*info.get("commands", []), {"command": command, "time": now, "resumed": True,
+                                                                "versions": versions()}]
+                (out / rundir.COMPLETE_FILE).unlink(missing_ok=True)
+                quarantine_damaged_stages(out)
+                if not all((out / stage / CHECKSUMS).is_file() for stage in STAGES):
+                    reused = reused_stages(cfg, sft_from, rm_from)  # a stage still to do may come from elsewhere
+            else:
+                rundir.prepare_new(out, overwrite, rundir.RLHF_OWNED)
+                _write_json(out / CONFIG_JSON, cfg.to_dict())
+                info = {"created": now, "algo_name": RLHFConfig.algo_name, "options": options, "versions": versions(),
+                        "machine": machine_description(), rundir.COMPLETE_FILE: True,
+                        "commands": [{"command": command, "time": now, "resumed": False}]}
+            _write_json(out / rundir.RUN_FILE, info)
+            return _run_locked(cfg, out, options, reused, resume, command, on_progress, on_stage, wall_start)
 
 
 def _run_locked(cfg: RLHFConfig, out: Path, options: dict[str, Any], reused: dict[str, dict[str, Any]],
@@ -736,7 +789,7 @@ def _write_outputs(cfg, out, options, command, sft, rm, evaluator, initial, resu
         _write_npz(files["sweep_metrics"], {f"{r.group.name}/{k}": v for r in results[1:] for k, v in r.metrics.items()}
                    | {f"{r.group.name}/kl_coefs": np.asarray(r.group.kl_coefs) for r in results[1:]})
     names = [str(p.relative_to(out)) for p in files.values()]
-    names += [f"{stage}/{name}" for stage in ("sft", "rm") for name in (PARAMS_FILE, STAGE_METRICS_FILE)]
-    rundir.mark_complete(out, tuple(names))
+    names += [f"{stage}/{name}" for stage in STAGES for name in (PARAMS_FILE, STAGE_METRICS_FILE, CHECKSUMS)]
+    rundir.mark_complete(out, (*names, *rundir.logs_present(out)))
     return summary
 

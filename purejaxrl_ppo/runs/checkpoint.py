@@ -35,7 +35,7 @@ import jax
 import numpy as np
 
 from purejaxrl_ppo.launch.layout import is_key
-from purejaxrl_ppo.runs.rundir import sha256_file, write_atomic
+from purejaxrl_ppo.runs.rundir import RunDirError, sha256_file, write_atomic
 
 CHECKSUMS = "checksums.json"
 
@@ -99,6 +99,11 @@ def from_host(restored: Any, abstract: Any) -> Any:
     return jax.tree_util.tree_map(leaf, restored, abstract)
 
 
+def _is_step_name(name: str) -> bool:
+    """``name`` is a step as :meth:`Checkpointer.save` writes it: digits, no leading zero (``09`` is not step 9)."""
+    return name.isdigit() and str(int(name)) == name
+
+
 def _files(step_dir: Path) -> list[Path]:
     return sorted(p for p in step_dir.rglob("*") if p.is_file() and p.name != CHECKSUMS)
 
@@ -131,6 +136,26 @@ def write_manifest(step_dir: Path) -> None:
     write_atomic(step_dir / CHECKSUMS, json.dumps(sums, indent=1).encode())
 
 
+def verify_manifest(step_dir: Path) -> None:
+    """Raise :class:`CheckpointError` naming the first file under ``step_dir`` that is missing, changed or not
+    in its manifest (``checksums.json``, :func:`write_manifest`), or saying that there is no manifest."""
+    manifest = step_dir / CHECKSUMS
+    if not manifest.is_file():
+        raise CheckpointError(f"{step_dir} has no {CHECKSUMS}: its save did not complete, it cannot be trusted")
+    try:
+        sums = json.loads(manifest.read_text())
+        if not isinstance(sums, dict) or not sums:
+            raise ValueError("not a non-empty JSON object")
+    except (ValueError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{manifest} is corrupt ({err})") from None
+    for name, digest in sums.items():
+        path = step_dir / name
+        if not path.is_file():
+            raise CheckpointError(f"{path} is missing")
+        if sha256_file(path) != digest:
+            raise CheckpointError(f"{path} is corrupt (checksum mismatch)")
+
+
 class Checkpointer:
     """Save and restore a run's checkpoints under ``directory`` (orbax composite checkpoints).
 
@@ -147,6 +172,9 @@ class Checkpointer:
         self._ocp = ocp
         self.keep = keep
         self.directory = Path(directory).absolute()
+        if self.directory.exists() and not self.directory.is_dir():
+            raise RunDirError(f"{self.directory} is a file, not the checkpoint directory; move it away and run the "
+                              "command again")
         self.directory.mkdir(parents=True, exist_ok=True)
         # Several processes (jax.distributed): process 0 alone saves and restores (the state is gathered to
         # the host first), so orbax's barriers must not wait for the others.
@@ -201,29 +229,23 @@ class Checkpointer:
 
     # ------------------------------------------------------------------ restore
     def steps(self) -> list[int]:
-        """Visible checkpoint steps, oldest first (staged or half-deleted ones are not steps)."""
+        """Visible checkpoint steps, oldest first (staged or half-deleted ones are not steps, nor a directory whose
+        name is no step as :meth:`save` writes it, such as ``09``: see :meth:`strays`)."""
         if not self.directory.is_dir():
             return []
-        return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and p.name.isdigit())
+        return sorted(int(p.name) for p in self.directory.iterdir() if p.is_dir() and _is_step_name(p.name))
+
+    def strays(self) -> list[Path]:
+        """Entries of the directory that no save wrote (left alone: they may be someone's)."""
+        if not self.directory.is_dir():
+            return []
+        return sorted(p for p in self.directory.iterdir()
+                      if not (p.is_dir() and _is_step_name(p.name)) and p.name != self.STAGING
+                      and not p.name.startswith(".trash-"))
 
     def verify(self, step: int) -> None:
         """Raise :class:`CheckpointError` naming the first file that is missing or changed."""
-        step_dir = self.directory / str(step)
-        manifest = step_dir / CHECKSUMS
-        if not manifest.is_file():
-            raise CheckpointError(f"{step_dir} has no {CHECKSUMS}: its save did not complete, it cannot be trusted")
-        try:
-            sums = json.loads(manifest.read_text())
-            if not isinstance(sums, dict) or not sums:
-                raise ValueError("not a non-empty JSON object")
-        except (ValueError, UnicodeDecodeError) as err:
-            raise CheckpointError(f"{manifest} is corrupt ({err})") from None
-        for name, digest in sums.items():
-            path = step_dir / name
-            if not path.is_file():
-                raise CheckpointError(f"{path} is missing")
-            if sha256_file(path) != digest:
-                raise CheckpointError(f"{path} is corrupt (checksum mismatch)")
+        verify_manifest(self.directory / str(step))
 
     def restore(self, step: int, abstract_state: Any) -> Restored:
         """Checkpoint ``step`` restored into the structure of ``abstract_state`` (from ``jax.eval_shape``)."""
@@ -254,6 +276,9 @@ class Checkpointer:
         Raises :class:`CheckpointError` if checkpoints exist but none restores.
         """
         quarantine = quarantine or self.directory.parent / "corrupt_checkpoints"
+        for stray in self.strays():
+            warnings.warn(f"{stray} is not a checkpoint (checkpoints are directories named by their step, such as "
+                          f"{self.directory / '8'}); ignoring it", CorruptCheckpointWarning, stacklevel=2)
         errors = []
         for step in reversed(self.steps()):
             try:

@@ -54,12 +54,15 @@ RLHF_RUN_FILES: dict[str, str] = {
     "config.json": "the `RLHFConfig` of the run",
     "run.json": "the run options, package versions, machine and every command line that ran in the directory",
     "sft/": "stage 1: the SFT language model (`params.msgpack`) and `metrics.json` (held-out loss, the base "
-            "distribution's entropy as its floor, loss curve, timings)",
+            "distribution's entropy as its floor, loss curve, timings); `checksums.json`, written last, hashes both "
+            "and is verified before the stage is reused",
     "rm/": "stage 2: the reward model (`params.msgpack`, its score normalised on the SFT policy) and "
-           "`metrics.json` (held-out pair accuracy against the labels and against gold, curves, timings)",
+           "`metrics.json` (held-out pair accuracy against the labels and against gold, curves, timings); "
+           "`checksums.json` as for `sft/`",
     "checkpoints/": "stage 3: orbax checkpoints of every seed's RL state and metrics after each chunk "
                     "(verified, staged, renamed, as for `train`; the newest 3)",
-    "corrupt_checkpoints/": "checkpoints found damaged on `--resume`, moved aside with a warning",
+    "corrupt_checkpoints/": "checkpoints and stage outputs (`sft/`, `rm/`) found damaged on `--resume`, moved "
+                            "aside with a warning (the stage is then computed again)",
     "metrics.csv": "every RL metric, one row per iteration and seed, appended after each chunk",
     "metrics_aggregate.csv": "per iteration, across seeds: median and IQM of every RL metric",
     "metrics.jsonl": "one JSON object per iteration with both",

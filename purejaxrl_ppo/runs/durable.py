@@ -17,13 +17,20 @@ What survives which fault (each tested in ``tests/runs/test_faults.py``):
   when none is left, ``--resume`` refuses until ``--restart`` is given;
 * damaged final files: ``compare``/``render`` refuse the run with a one-line
   error, ``--resume`` rewrites them;
-* two writers: the second one stops with an error naming the first (lock).
+* two writers: the second one stops with an error naming the first (lock); ``train`` holds the lock until
+  its final files and ``complete.json`` are written (:func:`~purejaxrl_ppo.runs.rundir.keep_locks`), so a
+  ``--resume`` or ``--overwrite`` arriving while a run finishes is refused too;
+* a full or read-only disk, a run directory or lock file that is not what it should be: one line
+  (:class:`~purejaxrl_ppo.runs.rundir.RunDirError`), never a traceback.
 
 **Several processes** (``jax.distributed``; :mod:`purejaxrl_ppo.launch.distributed`): every process calls
 :func:`train_durable` with the same arguments and trains its share of the seeds, but only process 0
 touches the run directory: it takes the lock, writes the run files, restores the newest checkpoint and
 hands the config, plan and restored state to the others (:func:`~purejaxrl_ppo.launch.distributed.broadcast_json`,
 :func:`~purejaxrl_ppo.launch.distributed.broadcast_arrays`), so the other hosts need no shared filesystem.
+Each other process compares what it was asked for (run directory, ``--resume``, config, options, grid) with
+what process 0 sent and refuses with one line naming the flags that differ, rather than silently training
+process 0's run.
 Each chunk's metrics and state are gathered to every process; process 0 writes the logs and checkpoints
 (orbax restricted to process 0). Checkpoints hold the unsharded ``[num_seeds, ...]`` state, so a run
 resumes on any process or device count. If process 0 fails while setting up, the others raise
@@ -40,6 +47,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -83,9 +91,18 @@ def save_run(result: RunResult, out_dir: Path, command: str | None = None,
     With ``options.video`` (default: the run directory's ``config.yaml``) it also writes
     ``video.gif`` or ``video.mp4`` of seed 0's deterministic episode, covered by ``complete.json``
     (:func:`~purejaxrl_ppo.analysis.render.finish_run_video`: a note instead where it cannot).
+    ``complete.json`` also covers the logs (``metrics.csv``, ``metrics_aggregate.csv``, ``metrics.jsonl``), so a
+    truncated log makes the run unfinished and ``--resume`` rewrites it. A write the disk refuses (full,
+    read-only) raises a one-line :class:`~purejaxrl_ppo.runs.rundir.RunDirError`.
 
     Returns the summary written and the paths of the files.
     """
+    with rundir.disk_errors(out_dir):
+        return _save_run(result, out_dir, command, options)
+
+
+def _save_run(result: RunResult, out_dir: Path, command: str | None, options: RunOptions | None
+              ) -> tuple[dict[str, Any], dict[str, Path]]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "metrics": out_dir / "metrics.npz",
@@ -115,7 +132,7 @@ def save_run(result: RunResult, out_dir: Path, command: str | None = None,
     video = _run_video(result, out_dir, options)
     if video is not None:
         paths["video"] = video
-    rundir.mark_complete(out_dir, tuple(p.name for p in paths.values()))
+    rundir.mark_complete(out_dir, (*(p.name for p in paths.values()), *rundir.logs_present(out_dir)))
     return summary, paths
 
 
@@ -183,12 +200,14 @@ def train_durable(
     point logs to ``points/<setting>/`` (:mod:`~purejaxrl_ppo.runs.sweep_files`, which also writes the
     finished sweep's files). Resuming a directory of the other kind raises :class:`RunDirError`.
     """
+    run_dir = Path(run_dir)
     if not distributed.is_primary():
-        return _follow(on_chunk, devices)
-    announce = _Announcer()
+        return _follow(run_dir, config, options, resume, on_chunk, devices, grid)
+    announce = _Announcer(run_dir, resume)
     try:
-        return _train_primary(Path(run_dir), config, options, resume, overwrite, restart, command, on_chunk,
-                              on_compile, devices, announce, kind, grid)
+        with rundir.disk_errors(run_dir):  # a full or read-only disk: one line, not a traceback
+            return _train_primary(run_dir, config, options, resume, overwrite, restart, command, on_chunk,
+                                  on_compile, devices, announce, kind, grid)
     except BaseException as err:
         if announce.error(err):  # the other processes stop with this message instead of waiting for process 0
             err.told_process_group = True  # so the CLI exits as with one process: nobody is left waiting
@@ -206,14 +225,14 @@ def _train_primary(run_dir, config, options, resume, overwrite, restart, command
         raise ValueError("a grid is given for a new sweep (kind='sweep') alone; a resumed sweep reads its grid "
                          "from run_dir")
     if resume:
-        rundir.require_run_dir(run_dir)  # a clear error before the lock file is created in a non-run directory
+        rundir.require_run_dir(run_dir, kind)  # a clear error before the lock file is created in a non-run directory
     else:
         if config is None or (kind == "sweep" and not grid):
             raise TypeError("train_durable needs a config for a new run (and a grid for a new sweep)")
         if grid is not None:
             grid = _check_sweep(config, options or RunOptions(), grid)
         build_env(config.env_name)  # before the directory exists: a bad env leaves nothing to clean up
-        run_dir.mkdir(parents=True, exist_ok=True)
+        _make_run_dir(run_dir)
     with rundir.locked(run_dir, command):
         if resume:
             config, options, grid, info = sweep_files.load_existing(run_dir, kind)
@@ -230,6 +249,15 @@ def _train_primary(run_dir, config, options, resume, overwrite, restart, command
             _drop_progress(run_dir)
         return _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
                              devices, announce, grid)
+
+
+def _make_run_dir(run_dir: Path) -> None:
+    """Create a new run's directory; a one-line :class:`RunDirError` where a file stands in the way."""
+    blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        what = "it" if blocking == run_dir else f"{blocking}"
+        raise RunDirError(f"run directory {run_dir} cannot be created: {what} is a file; choose another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def _check_sweep(config: BaseConfig, options: RunOptions,
@@ -256,8 +284,9 @@ def _abstract_state(config: BaseConfig, num_seeds: int, grid: Mapping[str, Seque
 class _Announcer:
     """Process 0's side of the set-up hand-over: what the others train, or why they cannot (one broadcast)."""
 
-    def __init__(self):
+    def __init__(self, run_dir: Path, resume: bool):
         self.pending = distributed.process_count() > 1
+        self.run_dir, self.resume = run_dir, resume
 
     def ready(self, config: BaseConfig, options: RunOptions, plan: list[int], start: StartPoint | None,
               timing: dict[str, Any] | None, grid: dict[str, list[float]] | None = None) -> None:
@@ -268,7 +297,8 @@ class _Announcer:
         history = None if start is None else {k: str(np.asarray(v).dtype) for k, v in start.metrics.items()}
         distributed.broadcast_json({"error": None, "run": run_dict(config, options), "plan": plan, "timing": timing,
                                     "step": None if start is None else start.updates_done, "history": history,
-                                    "grid": None if grid is None else list(grid.items())})
+                                    "grid": None if grid is None else list(grid.items()),
+                                    "out": str(self.run_dir), "resume": self.resume})
         if start is not None:
             distributed.broadcast_arrays((to_host(start.state), dict(start.metrics)), None)
 
@@ -281,11 +311,22 @@ class _Announcer:
         return True
 
 
-def _follow(on_chunk: Callable[[ChunkReport], None] | None, devices: Sequence[jax.Device] | None) -> RunResult:
-    """:func:`train_durable` in a process other than 0: train with what process 0 sends; write nothing."""
+def _follow(run_dir: Path, mine: BaseConfig | None, my_options: RunOptions | None, resume: bool,
+            on_chunk: Callable[[ChunkReport], None] | None, devices: Sequence[jax.Device] | None,
+            my_grid: Mapping[str, Sequence[float]] | None = None) -> RunResult:
+    """:func:`train_durable` in a process other than 0: train with what process 0 sends; write nothing.
+
+    The run this process was asked for (``run_dir``, ``resume``, its own config, options and grid) must be process 0's:
+    a follower started with other flags refuses with one line naming them (:class:`ConfigError`) instead of
+    silently training process 0's run.
+    """
     setup = distributed.broadcast_json(None)
+    if not isinstance(setup, dict):  # process 0 sent something else: it is running another command line
+        raise ConfigError(f"process {distributed.process_index()} was started with other flags than process 0 "
+                          "(--resume in one of them only?); start every process with the same command line")
     if setup["error"] is not None:
         raise distributed.ProcessGroupError(f"process 0 stopped before training: {setup['error']}")
+    _check_same_run(setup, run_dir, mine, my_options, resume, my_grid)
     config, options = split_run_dict(setup["run"])
     grid = None if setup.get("grid") is None else dict(setup["grid"])  # a list of pairs: the fields' order kept
     start = None
@@ -303,6 +344,40 @@ def _follow(on_chunk: Callable[[ChunkReport], None] | None, devices: Sequence[ja
         err.last_checkpoint = None  # process 0 names it
         raise
     return _finished_timing(result, setup["timing"])
+
+
+def _same_out(ours: str, theirs: str) -> bool:
+    """Whether two run directories name the same run; the CLI's default names (``...-YYYYmmdd-HHMMSS``) are
+    stamped by each process, so their time stamps may differ by a second."""
+    stamp = re.compile(r"-\d{8}-\d{6}$")
+    if stamp.search(ours) and stamp.search(theirs):
+        return stamp.sub("", ours) == stamp.sub("", theirs)
+    return ours == theirs
+
+
+def _check_same_run(setup: dict[str, Any], run_dir: Path, config: BaseConfig | None, options: RunOptions | None,
+                    resume: bool, grid: Mapping[str, Sequence[float]] | None = None) -> None:
+    """Refuse (one-line :class:`ConfigError`) when this process was asked for another run than process 0 sent."""
+    differ = []
+    if "resume" in setup and bool(setup["resume"]) != resume:
+        differ.append(f"--resume: {'given' if setup['resume'] else 'absent'} in process 0, "
+                      f"{'given' if resume else 'absent'} here")
+    if setup.get("out") is not None and not _same_out(str(run_dir), str(setup["out"])):
+        differ.append(f"{'--resume' if resume else '--out'}: {setup['out']} in process 0, {run_dir} here")
+    if config is not None and not resume:
+        ours = json.loads(json.dumps(run_dict(config, options or RunOptions())))  # as process 0's went: JSON
+        theirs = setup["run"]
+        for name in [*theirs, *(k for k in ours if k not in theirs)]:
+            if ours.get(name) != theirs.get(name):
+                differ.append(f"--{name.replace('_', '-')}: {theirs.get(name)!r} in process 0, "
+                              f"{ours.get(name)!r} here")
+    if grid is not None and not resume:
+        ours = json.loads(json.dumps([[name, list(values)] for name, values in grid.items()]))
+        if ours != setup.get("grid"):
+            differ.append(f"--set: {setup.get('grid')} in process 0, {ours} here")
+    if differ:
+        raise ConfigError(f"process {distributed.process_index()} was started with other flags than process 0 "
+                          f"({'; '.join(differ)}); start every process of the group with the same command line")
 
 
 def _finished_timing(result: RunResult, timing: dict[str, Any] | None) -> RunResult:

@@ -9,9 +9,13 @@ A run file is one flat mapping: ``algo``, any field of that algorithm's config
     total_timesteps: 100000
     num_seeds: 8
 
-The format follows the suffix (``.yaml``/``.yml`` or ``.toml``). Unknown keys
-and wrong types raise :class:`~purejaxrl_ppo.core.config.ConfigError` naming the
-file, the key and what is valid.
+The format follows the suffix (``.yaml``/``.yml`` or ``.toml``). Unknown keys,
+wrong types and files that are not text raise :class:`~purejaxrl_ppo.core.config.ConfigError`
+naming the file, the key and what is valid.
+
+A saved run directory is checked here too before it is resumed or compared:
+:func:`saved_run_kind` tells which command wrote it and :func:`check_run_info` that its
+``run.json`` holds what ``train`` and ``sweep`` resume from.
 """
 
 from __future__ import annotations
@@ -100,7 +104,13 @@ def read_run_file(path: Path | str) -> dict[str, Any]:
         raise ConfigError(f"{path}: config files must end in {', '.join(SUFFIXES)}")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a text file (byte {err.start} is not UTF-8); a run file is YAML or TOML "
+                          "text") from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read it ({err.strerror or err})") from None
     try:
         if path.suffix == ".toml":
             try:
@@ -142,3 +152,57 @@ def write_run_file(path: Path | str, config: BaseConfig, options: RunOptions, he
         raise ConfigError(f"{path}: config files must end in {', '.join(SUFFIXES)}")
     path.write_text(comment + text)
     return path
+
+
+# ---------------------------------------------------------------------------- saved run directories
+def saved_run_kind(run_dir: Path | str) -> str | None:
+    """Which command wrote ``run_dir``: ``"rlhf"`` (its ``run.json`` says ``"algo_name": "rlhf"``), ``"sweep"``
+    (its ``config.yaml`` has a ``sweep`` grid), ``"train"`` (any other ``config.yaml``), or None (neither file is
+    there or readable)."""
+    import json
+
+    run_dir = Path(run_dir)
+    try:
+        info = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        info = None
+    if isinstance(info, dict) and info.get("algo_name") == "rlhf":
+        return "rlhf"
+    if not (run_dir / "config.yaml").is_file():
+        return None
+    try:
+        values = read_run_file(run_dir / "config.yaml")
+    except ConfigError:
+        return "train"
+    return "sweep" if "sweep" in values else "train"
+
+
+def check_run_info(run_dir: Path | str, command: str) -> None:
+    """Raise a one-line :class:`~purejaxrl_ppo.runs.rundir.RunDirError` unless ``run_dir/run.json`` (where it
+    exists) is what ``command`` (``train``, ``sweep``) resumes from: a JSON object whose ``plan`` is a non-empty
+    list of positive update counts (summing to its ``num_updates``, where given)."""
+    import json
+    import shlex
+
+    from purejaxrl_ppo.runs.rundir import RunDirError
+
+    run_dir = Path(run_dir)
+    path = run_dir / "run.json"
+    if not path.is_file():
+        return  # the resume says what is missing
+    fresh = (f"start a new run from its config with: python -m purejaxrl_ppo {command} --config "
+             f"{shlex.quote(str(run_dir / 'config.yaml'))} --out NEW_DIR")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise RunDirError(f"cannot resume {run_dir}: {path} is not valid JSON ({err}); {fresh}") from None
+    plan = info.get("plan") if isinstance(info, dict) else None
+    if not isinstance(info, dict) or "plan" not in info:
+        raise RunDirError(f"cannot resume {run_dir}: {path} has no chunk plan (\"plan\": the updates of each chunk); "
+                          f"it was damaged or not written by `{command}`; {fresh}")
+    valid = (isinstance(plan, list) and plan
+             and all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in plan))
+    total = info.get("num_updates")
+    if not valid or (isinstance(total, int) and sum(plan) != total):
+        raise RunDirError(f"cannot resume {run_dir}: {path} has a damaged chunk plan {str(plan)[:80]} (positive update "
+                          f"counts summing to num_updates {total}); {fresh}")

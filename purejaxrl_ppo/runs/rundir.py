@@ -22,6 +22,7 @@ and renamed, and the marker last, so a crash while finishing never looks finishe
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import fcntl
 import hashlib
@@ -46,6 +47,8 @@ COMPLETE_FILE = "complete.json"
 LOCK_FILE = ".lock"
 #: The files a finished run has (written by :func:`purejaxrl_ppo.runs.durable.save_run`).
 FINAL_FILES = ("metrics.npz", "summary.json", "config.json", "policy.msgpack", "learning_curve.png")
+#: The per-update logs (:mod:`purejaxrl_ppo.runs.sinks`); ``complete.json`` covers those a run wrote.
+LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl")
 #: Everything this package writes into a run directory (``--overwrite`` removes exactly these).
 OWNED = (
     CONFIG_FILE, RUN_FILE, COMPLETE_FILE, "checkpoints", "corrupt_checkpoints", "tensorboard", "wandb",
@@ -90,6 +93,52 @@ def _describe(holder: dict[str, Any]) -> str:
             f"(since {holder.get('since', '?')}: {holder.get('command', '?')})")
 
 
+#: The locks :func:`locked` blocks leave held until :func:`keep_locks` ends (``None`` outside it).
+_KEPT: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("kept_locks", default=None)
+
+
+@contextlib.contextmanager
+def keep_locks() -> Iterator[None]:
+    """Inside this block, a :func:`locked` block that ends without an error keeps its lock until this block ends.
+
+    A command that finishes a run after the driver returns (its final files, ``complete.json`` last) stays the
+    run directory's one writer until it is done: a ``--resume`` or ``--overwrite`` arriving meanwhile is refused
+    instead of mixing its files with the finished run's.
+    """
+    with contextlib.ExitStack() as held:
+        token = _KEPT.set(held)
+        try:
+            yield
+        finally:
+            _KEPT.reset(token)
+
+
+def _open_lock(run_dir: Path, path: Path) -> int:
+    """The lock file's descriptor; a :class:`RunDirError` (one line) where it cannot be opened."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except IsADirectoryError:
+        raise RunDirError(f"{path} is a directory, not the run's lock file; if nothing of yours is in it, "
+                          f"remove it (rmdir {shlex.quote(str(path))}) and run the command again") from None
+    except FileNotFoundError:
+        raise RunDirError(f"run directory {run_dir} does not exist") from None
+    except NotADirectoryError:
+        raise RunDirError(f"run directory {run_dir} is not a directory") from None
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:
+            raise
+        raise disk_error(err, run_dir) from None
+
+
+def _release(fd: int) -> None:
+    try:
+        os.ftruncate(fd, 0)  # released cleanly: no holder to report
+    except OSError:
+        pass
+    finally:
+        os.close(fd)  # also releases the flock
+
+
 @contextlib.contextmanager
 def locked(run_dir: Path, command: str = "") -> Iterator[None]:
     """Hold the run directory's advisory lock (``.lock``: pid, host, command) while the block runs.
@@ -99,38 +148,79 @@ def locked(run_dir: Path, command: str = "") -> Iterator[None]:
     (and said so). A second writer gets a :class:`RunDirError` naming the holder.
     Where the file system has no ``flock`` (some network mounts), the pid/host in
     the file decide: a live holder on this host, or any holder on another host, blocks.
+    Inside :func:`keep_locks`, a block that ends without an error leaves the lock held until that ends.
     """
     path = run_dir / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(run_dir, path)
     try:
-        previous = _holder(os.pread(fd, 1 << 16, 0).decode(errors="replace"))
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunDirError(
-                f"run directory {run_dir} is in use by {_describe(previous)}; wait for it to finish or stop it "
-                "(one train or --resume at a time)"
-            ) from None
-        except OSError as err:
-            if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
-                raise
-            same_host = previous.get("host") == socket.gethostname()
-            if previous and (not same_host or _pid_alive(int(previous.get("pid", -1)))):
-                raise RunDirError(f"run directory {run_dir} is in use by {_describe(previous)} (no flock here: "
-                                  f"if that process is gone, delete {path})") from None
-        if previous.get("pid") not in (None, os.getpid()):
-            print(f"note: {run_dir} was last locked by {_describe(previous)}, which has stopped; taking over",
-                  file=sys.stderr, flush=True)
-        me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-              "command": command}
+        _acquire(fd, run_dir, path, command)
+    except BaseException:
+        os.close(fd)
+        raise
+    try:
+        yield
+    except BaseException:
+        _release(fd)
+        raise
+    kept = _KEPT.get()
+    if kept is None:
+        _release(fd)
+    else:
+        kept.callback(_release, fd)
+
+
+def _acquire(fd: int, run_dir: Path, path: Path, command: str) -> None:
+    previous = _holder(os.pread(fd, 1 << 16, 0).decode(errors="replace"))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise RunDirError(
+            f"run directory {run_dir} is in use by {_describe(previous)}; wait for it to finish or stop it "
+            "(one train or --resume at a time)"
+        ) from None
+    except OSError as err:
+        if err.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS):
+            raise
+        same_host = previous.get("host") == socket.gethostname()
+        if previous and (not same_host or _pid_alive(int(previous.get("pid", -1)))):
+            raise RunDirError(f"run directory {run_dir} is in use by {_describe(previous)} (no flock here: "
+                              f"if that process is gone, delete {path})") from None
+    if previous.get("pid") not in (None, os.getpid()):
+        print(f"note: {run_dir} was last locked by {_describe(previous)}, which has stopped; taking over",
+              file=sys.stderr, flush=True)
+    me = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+          "command": command}
+    try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(me).encode(), 0)
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)  # released cleanly: no holder to report
-    finally:
-        os.close(fd)  # also releases the flock
+    except OSError as err:
+        raise disk_error(err, run_dir) from None
+
+
+# ---------------------------------------------------------------------- a disk that refuses writes
+#: ``errno`` values of a write the disk refused: full, read-only, over quota, not permitted.
+DISK_ERRNOS = (errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EACCES, errno.EPERM)
+
+
+def disk_error(err: OSError, run_dir: Path) -> RunDirError:
+    """``err`` (a refused write) as one line naming the file and the cause, and how to go on."""
+    where = f" ({err.filename})" if err.filename else ""
+    cause = (err.strerror or os.strerror(err.errno)) if err.errno else str(err)
+    return RunDirError(f"cannot write in {run_dir}: {cause}{where}; what was written before is kept: make room "
+                       f"(or make it writable) and continue with --resume {shlex.quote(str(run_dir))}")
+
+
+@contextlib.contextmanager
+def disk_errors(run_dir: Path) -> Iterator[None]:
+    """Turn a write the disk refuses (:data:`DISK_ERRNOS`: ENOSPC, EROFS, ...) into a one-line :class:`RunDirError`."""
+    try:
+        yield
+    except RunDirError:
+        raise
+    except OSError as err:
+        if err.errno not in DISK_ERRNOS:
+            raise
+        raise disk_error(err, run_dir) from None
 
 
 # ---------------------------------------------------------------------- finished or not
@@ -153,8 +243,15 @@ def write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def logs_present(run_dir: Path, under: str = "") -> tuple[str, ...]:
+    """The :data:`LOG_FILES` in ``run_dir/under`` (names relative to ``run_dir``), for :func:`mark_complete`."""
+    prefix = f"{under}/" if under else ""
+    return tuple(prefix + name for name in LOG_FILES if (run_dir / prefix / name).is_file())
+
+
 def mark_complete(run_dir: Path, names: tuple[str, ...] = FINAL_FILES) -> None:
-    """Write ``complete.json`` (the final files' SHA-256), the last file of a finished run."""
+    """Write ``complete.json`` (the SHA-256 of the final files ``names``, paths relative to ``run_dir``), the last
+    file of a finished run."""
     files = {name: sha256_file(run_dir / name) for name in names}
     marker = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files}
     write_atomic(run_dir / COMPLETE_FILE, (json.dumps(marker, indent=2) + "\n").encode())
@@ -195,7 +292,7 @@ def finished_problem(run_dir: Path) -> str | None:
     announce it) count as finished when their final files are present and readable.
     """
     if not run_dir.is_dir():
-        return f"{run_dir} does not exist"
+        return f"{run_dir} is not a directory" if run_dir.exists() else f"{run_dir} does not exist"
     marker = run_dir / COMPLETE_FILE
     if not marker.is_file():
         if not (run_dir / CONFIG_FILE).is_file() and not (run_dir / "summary.json").is_file():
@@ -291,16 +388,48 @@ def record_resume(run_dir: Path, info: dict, command: str, updates_done: int) ->
     return info
 
 
-def require_run_dir(run_dir: Path) -> None:
-    """Raise :class:`RunDirError` (what is missing, and what to do) unless ``run_dir`` holds a run to resume."""
+def require_run_dir(run_dir: Path, command: str = "train") -> None:
+    """Raise :class:`RunDirError` (what is missing, what is there, and what to do) unless ``run_dir`` holds a run
+    to resume. Where the directory holds checkpoints or logs, the advice never deletes them."""
     if not run_dir.is_dir():
+        if run_dir.exists():
+            raise RunDirError(f"cannot resume {run_dir}: it is a file, not a run directory")
         raise RunDirError(f"cannot resume: run directory {run_dir} does not exist")
     missing = [name for name in (CONFIG_FILE, RUN_FILE) if not (run_dir / name).is_file()]
-    if missing:
-        hint = (f"it was stopped before training started; start it again with: python -m purejaxrl_ppo train "
-                f"--config {shlex.quote(str(run_dir / CONFIG_FILE))} --out {shlex.quote(str(run_dir))} --overwrite"
-                if (run_dir / CONFIG_FILE).is_file() else "it is not a run directory written by purejaxrl_ppo")
-        raise RunDirError(f"cannot resume {run_dir}: it has no {' or '.join(missing)}; {hint}")
+    if not missing:
+        return
+    kept = saved_progress(run_dir)
+    has = f"it has no {' or '.join(missing)}"
+    if kept:
+        config = run_dir / CONFIG_FILE
+        restart = (f"; or start the same run again in a new directory, leaving this one as it is: python -m "
+                   f"purejaxrl_ppo {command} --config {shlex.quote(str(config))} --out NEW_DIR"
+                   if config.is_file() else "")
+        raise RunDirError(f"cannot resume {run_dir}: {has}, but it holds {kept}; nothing was deleted (do not use "
+                          f"--overwrite: it would delete them): restore {' and '.join(missing)} from a backup and "
+                          f"run --resume again{restart}")
+    if (run_dir / CONFIG_FILE).is_file():
+        hint = (f"it was stopped before training started; start it again with: python -m purejaxrl_ppo {command} "
+                f"--config {shlex.quote(str(run_dir / CONFIG_FILE))} --out {shlex.quote(str(run_dir))} --overwrite")
+    else:
+        hint = "it is not a run directory written by purejaxrl_ppo"
+    raise RunDirError(f"cannot resume {run_dir}: {has}; {hint}")
+
+
+def saved_progress(run_dir: Path) -> str:
+    """What of a run's progress ``run_dir`` holds ("checkpoints at updates 6, 8 and logs"), "" if nothing."""
+    parts = []
+    checkpoints = run_dir / "checkpoints"
+    steps = sorted(int(p.name) for p in checkpoints.iterdir()
+                   if p.is_dir() and p.name.isdigit() and str(int(p.name)) == p.name) if checkpoints.is_dir() else []
+    if steps:
+        parts.append(f"checkpoints at updates {', '.join(map(str, steps))} ({checkpoints})")
+    if logs_present(run_dir) or (run_dir / "points").is_dir():
+        parts.append("logs")
+    finals = [name for name in (*FINAL_FILES, COMPLETE_FILE) if (run_dir / name).is_file()]
+    if finals:
+        parts.append(f"final files ({', '.join(finals)})")
+    return " and ".join(parts)
 
 
 def load_existing(run_dir: Path) -> tuple[BaseConfig, RunOptions, dict[str, Any]]:

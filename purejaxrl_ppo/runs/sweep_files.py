@@ -121,7 +121,7 @@ def load_existing(run_dir: Path, kind: str) -> tuple[BaseConfig, RunOptions, dic
     Raises :class:`~purejaxrl_ppo.runs.rundir.RunDirError` naming the right command when the directory holds
     the other kind of run (a sweep's ``config.yaml`` has a ``sweep`` mapping, a train run's has none).
     """
-    rundir.require_run_dir(run_dir)
+    rundir.require_run_dir(run_dir, kind)
     values = read_run_file(run_dir / rundir.CONFIG_FILE)
     holds = "sweep" if SWEEP_KEY in values else "train"
     if holds != kind:
@@ -242,12 +242,18 @@ def summary_csv(summary: Mapping[str, Any]) -> bytes:
 
 def save_sweep(result: Any, out_dir: Path, command: str | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
     """Write a finished sweep's files (:data:`SWEEP_FINAL_FILES`, and ``timing.csv`` where the result has its
-    ``wall_clock``), each atomically, then ``complete.json`` (their SHA-256) last.
+    ``wall_clock``), each atomically, then ``complete.json`` (their SHA-256, and the logs' in ``points/``) last.
+    A write the disk refuses (full, read-only) raises a one-line :class:`~purejaxrl_ppo.runs.rundir.RunDirError`.
 
     ``result``: the driver's :class:`~purejaxrl_ppo.launch.chunked.RunResult` of a sweep (``grid`` set,
     metrics ``[points, seeds, updates]``). Returns the summary written and the paths of the files.
     """
-    from purejaxrl_ppo.launch.sweep import grid_settings
+    with rundir.disk_errors(out_dir):
+        return _save_sweep(result, out_dir, command)
+
+
+def _save_sweep(result: Any, out_dir: Path, command: str | None) -> tuple[dict[str, Any], dict[str, Path]]:
+    from purejaxrl_ppo.launch.sweep import grid_settings, setting_label
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = dict(zip(("metrics", "summary", "table", "plot"), (out_dir / name for name in SWEEP_FINAL_FILES)))
@@ -269,5 +275,6 @@ def save_sweep(result: Any, out_dir: Path, command: str | None = None) -> tuple[
     if getattr(result, "wall_clock", None) is not None:  # wall time stays out of metrics.npz (not bit-identical)
         paths["timing"] = out_dir / ls.TIMING_FILE
         rundir.write_atomic(paths["timing"], ls.timing_csv(result.wall_clock))
-    rundir.mark_complete(out_dir, tuple(p.name for p in paths.values()))
+    logs = [name for s in settings for name in rundir.logs_present(out_dir, f"{POINTS_DIR}/{setting_label(s)}")]
+    rundir.mark_complete(out_dir, (*(p.name for p in paths.values()), *logs))
     return summary, paths

@@ -131,3 +131,44 @@ def test_refusals(base_run, tmp_path, capsys):
     assert main(["rlhf", *TINY, "--sweep-max-kls", "0", "--out", str(tmp_path / "y")]) == 2
     assert "sweep_max_kls must be positive" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("damage", ["flip sft/params.msgpack", "edit rm/metrics.json"])
+def test_resume_recomputes_a_damaged_stage_instead_of_certifying_it(damage, base_run, tmp_path, capsys):
+    """Round-2 finding 2: a damaged stage file was reused and hashed into the new complete.json."""
+    from purejaxrl_ppo.runs.rundir import finished_problem
+
+    run = tmp_path / "damaged"
+    shutil.copytree(base_run, run)
+    stage = damage.split()[1].split("/")[0]
+    path = run / damage.split()[1]
+    if damage.startswith("flip"):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x10
+        path.write_bytes(bytes(data))
+    else:
+        path.write_text(json.dumps({**json.loads(path.read_text()), "heldout_accuracy": 0.25}))
+    capsys.readouterr()
+    assert main(["rlhf", "--resume", str(run), "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: stage {stage} is unusable" in err and "checksum mismatch" in err, err
+    assert [p.name.split("-")[0] for p in (run / "corrupt_checkpoints").iterdir()] == [stage]
+    assert finished_problem(run) is None
+    for name in (f"{stage}/params.msgpack", "metrics.npz", "metrics.csv"):
+        assert (run / name).read_bytes() == (base_run / name).read_bytes(), name  # computed again, the same
+    ours, theirs = _summary(run), _summary(base_run)
+    for key in ("sft_loss", "rm_accuracy", "gold_score", "proxy_score", "kl_to_reference"):
+        assert ours[key] == theirs[key], key
+
+
+def test_a_damaged_stage_is_not_reused_by_another_run(base_run, tmp_path, capsys):
+    source = tmp_path / "source"
+    shutil.copytree(base_run, source)
+    metrics = source / "sft" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "heldout_loss": 1.0}))
+    capsys.readouterr()
+    assert main(["rlhf", *TINY, "--out", str(tmp_path / "new"), "--sft-from", str(source)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --sft-from") and "sft stage is damaged" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "new").exists()

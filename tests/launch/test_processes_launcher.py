@@ -6,12 +6,12 @@ import argparse
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
+from helpers import script
 from purejaxrl_ppo.launch import processes
 from purejaxrl_ppo.launch.processes import (
     ENV_COORDINATOR,
@@ -26,22 +26,6 @@ from purejaxrl_ppo.launch.processes import (
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Every script knows its process id and a directory for marker files (its first argument).
-PREAMBLE = """\
-import os, signal, sys, time
-from pathlib import Path
-ID = int(os.environ["JAX_PROCESS_ID"])
-OUT = Path(sys.argv[1])
-def wait_for(name):
-    while not (OUT / name).exists():
-        time.sleep(0.02)
-"""
-
-
-def script(tmp_path: Path, body: str) -> list[str]:
-    path = tmp_path / "child.py"
-    path.write_text(PREAMBLE + textwrap.dedent(body))
-    return [sys.executable, str(path)]
 
 
 def test_process_environments_set_the_group_and_keep_other_xla_flags():
@@ -191,7 +175,8 @@ def test_the_cli_parser_takes_the_command_after_the_separator(monkeypatch):
     calls = []
     monkeypatch.setattr(processes, "launch", lambda argv, n, **kwargs: calls.append((argv, n, kwargs)) or 5)
     assert cmd_launch(args) == 5
-    assert calls == [(["train", "--algo", "ppo"], 3, dict(devices_per_process=2, port=7, grace_seconds=0.5))]
+    assert calls == [(["train", "--algo", "ppo"], 3, dict(devices_per_process=2, port=7, grace_seconds=0.5,
+                                                          init_timeout=None))]
 
 
 @pytest.mark.parametrize("argv", [["launch", "--processes", "2"], ["launch", "--processes", "2", "--"],

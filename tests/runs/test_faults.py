@@ -32,28 +32,15 @@ from helpers import (
     checkpoint_states,
     cli_reference_run,
     leaves_equal,
+    RUN_FILE,
     write_run_file,
 )
 from purejaxrl_ppo.cli.commands import main
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.checkpoint import CHECKSUMS, Checkpointer, CorruptCheckpointWarning
 
-RUN_FILE = """\
-algo: ppo
-env_name: CartPole-v1
-num_envs: 2
-num_steps: 16
-total_timesteps: 256   # 8 updates
-hidden_sizes: [8]
-num_minibatches: 2
-update_epochs: 1
-num_seeds: 2
-seed: 3
-chunk_updates: 2       # 4 chunks, a checkpoint after each
-keep_checkpoints: 2
-"""
 FINAL_UPDATE = 8
-LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl")
+LOG_FILES = rundir.LOG_FILES
 #: Renames of the final files: policy.msgpack, metrics.npz, summary.json, config.json, learning_curve.png,
 #: timing.csv.
 FINAL_FILE_RENAMES = 6
