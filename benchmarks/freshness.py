@@ -31,8 +31,14 @@ CONTROL = (f"{PKG}/core", f"{PKG}/launch", f"{PKG}/runs", f"{PKG}/analysis/stats
 #: RLHF's own files, which no control-task result runs.
 RLHF_ONLY = (f"{PKG}/core/rlhf", f"{PKG}/launch/rlhf.py", f"{PKG}/cli/rlhf.py", f"{PKG}/analysis/rlhf_plots.py")
 THROUGHPUT = (*CONTROL, "benchmarks/throughput.py", "benchmarks/peers")
-#: What the environment-suite results run: the control code (the suites' adapters are in core/envs) and the script.
-SUITES = (*CONTROL, "benchmarks/suites.py", "benchmarks/random_policy_scores.py")
+#: What a benchmark that calls ``train_seeds`` or ``make_train`` itself runs: the device side and the compiled
+#: programs, not the run driver (``runs/``, and launch's processes, distributed, chunked, sweep and RLHF modules),
+#: which only runs started from the CLI go through.
+PROGRAM = (f"{PKG}/core", f"{PKG}/launch/seeds.py", f"{PKG}/launch/programs.py", f"{PKG}/launch/layout.py",
+           f"{PKG}/analysis/stats.py", f"{PKG}/platform.py", f"{PKG}/__init__.py")
+#: What the environment-suite results run: the programs (the suites' adapters are in core/envs), the IQM and
+#: bootstrap CIs (analysis/study.py), the script.
+SUITES = (*PROGRAM, f"{PKG}/analysis/study.py", "benchmarks/suites.py", "benchmarks/random_policy_scores.py")
 #: What an RLHF result runs: the language-model pieces, the shared PPO/TRPO pieces, the run driver.
 RLHF = (f"{PKG}/core/rlhf", f"{PKG}/core/algos", f"{PKG}/core/advantages.py", f"{PKG}/launch", f"{PKG}/runs",
         f"{PKG}/analysis/rlhf_plots.py", f"{PKG}/platform.py")
@@ -75,8 +81,11 @@ MEASUREMENTS: tuple[Measurement, ...] = (
     Measurement("suites-throughput", ("benchmarks/results/suites/throughput.json",), SUITES,
                 "the command recorded in the file"),
     *(Measurement(f"suites-{name}", (f"benchmarks/results/suites/{name}.json",),
-                  (*CONTROL, f"benchmarks/peers/{name.split('_')[0]}_ppo.py"), "the command recorded in the file")
+                  (*PROGRAM, f"{PKG}/analysis/study.py", f"benchmarks/peers/{name.split('_')[0]}_ppo.py"),
+                  "the command recorded in the file")
       for name in ("craftax_ppo", "craftax_ppo_auto_resets", "xland_ppo", "navix_ppo", "navix_ppo_learning")),
+    Measurement("suites-popgym-arcade-cpu", ("benchmarks/results/suites/popgym_arcade_cpu.json",),
+                (*PROGRAM, "benchmarks/suites.py", "benchmarks/popgym_arcade_cpu.py"), "the command recorded in the file"),
     Measurement("rlhf", ("benchmarks/results/rlhf/rlhf.json",), (*RLHF, "benchmarks/rlhf.py"),
                 "the command recorded in the file", excludes=()),
     Measurement("processes", ("benchmarks/results/processes.json",), (*CONTROL, f"{PKG}/cli", "benchmarks/processes.py"),

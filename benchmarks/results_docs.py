@@ -992,6 +992,28 @@ def suite_peer_section(doc: dict, rel: str, title: str) -> str:
         provenance(doc, rel)])
 
 
+def popgym_arcade_cpu_section(doc: dict, rel: str) -> str:
+    """``benchmarks/popgym_arcade_cpu.py``: the games' env-steps/s alone and the IMPALA CNN's gradient cost."""
+    env_rows = [[f"`popgym_arcade/{r['game']}`", r["seeds"], r["envs_per_seed"] * r["seeds"],
+                 num(r["compile_seconds"], ".1f"), num(r["env_steps_per_second"])] for r in doc["env_alone"]]
+    cnn_rows = [[f"{r['frame_size']}×{r['frame_size']}", r["seeds"], r["batch_per_seed"],
+                 num(r["seconds_per_gradient"], ".3f"), num(1e3 * r["seconds_per_frame_gradient"], ".2f"),
+                 num(r["update_estimate_seconds"], ",.0f"),
+                 num(r["hours_for_100k_steps_per_seed_estimate"], ",.1f")] for r in doc["cnn"]]
+    return "\n\n".join([
+        "## POPGym Arcade on this CPU",
+        "Why the suite has no learning result here. The games alone (uniform-random actions through the vmapped "
+        "`reset`/`step`; every step renders a 128×128 RGB frame), after compiling:",
+        table(["game", "seeds", "envs", "compile s", "env-steps/s"], env_rows),
+        "The library's IMPALA CNN (channels 16, 32, 32) differentiated on frames, one parameter set per seed "
+        "(vmapped over seeds as `train_seeds` runs it). A PPO update of the suites' configuration (16 envs × 64 "
+        "steps, 4 epochs, actor and critic CNNs) takes 2 × 4 × 1,024 frame-gradients per seed: the estimates below "
+        "multiply that by the measured cost per frame-gradient and count nothing else (no rollout, no environment).",
+        table(["frames", "seeds", "frames / seed", "s / gradient", "ms / frame-gradient", "update ≈ s",
+               "100k steps / seed ≈ h"], cnn_rows),
+        provenance(doc, rel)])
+
+
 def suites_page(src: Sources) -> str:
     """``suites.md``: learning on one task per suite, throughput, and the suites' own PPO scripts."""
     rel_l, rel_t = f"{SUITES_DIR}/learning.json", f"{SUITES_DIR}/throughput.json"
@@ -1018,6 +1040,9 @@ def suites_page(src: Sources) -> str:
         rel = f"{SUITES_DIR}/{name}"
         if (src.root / rel).is_file():
             sections.append(suite_peer_section(src.json(rel), rel, title))
+    rel = f"{SUITES_DIR}/popgym_arcade_cpu.json"
+    if (src.root / rel).is_file():
+        sections.append(popgym_arcade_cpu_section(src.json(rel), rel))
     return page("Environment suites", "PPO and TRPO on the optional suites (`docs/envs/`), each cell one program over "
                 "all its seeds.", sections)
 
