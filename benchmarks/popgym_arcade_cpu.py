@@ -14,7 +14,8 @@ From the CNN figure the JSON derives an estimate of one PPO update of the suites
 x 64 steps, 4 epochs, separate actor and critic CNNs: 2 x 4 x 1024 frame-gradients per seed at the measured
 cost per frame-gradient; the rollout's forward passes not counted) and of 100k env steps per seed.
 
-    PYTHONPATH=$PWD python benchmarks/popgym_arcade_cpu.py --out benchmarks/results/suites/popgym_arcade_cpu.json
+    PYTHONPATH=$PWD python benchmarks/popgym_arcade_cpu.py --seeds 1 --env-steps 16 \
+        --out benchmarks/results/suites/popgym_arcade_cpu.json
 """
 
 from __future__ import annotations
