@@ -42,6 +42,7 @@ def wait_for_files(launcher: subprocess.Popen, paths: list[Path], seconds: float
 
 
 # ----------------------------------------------------------------------------- 5: Ctrl-C mid-run ends promptly
+@pytest.mark.heavy  # real child processes waiting out a grace period: make test-all
 @pytest.mark.timeout(60)
 def test_5_processes_stuck_after_ctrl_c_are_killed_after_the_grace_period(tmp_path):
     """Both processes stay (as in a collective and in jax's shutdown barrier): SIGKILL, named, after the grace."""
@@ -142,6 +143,7 @@ def test_6_a_single_process_keeps_the_default_handlers(monkeypatch):
 
 
 # ----------------------------------------------------------------------------- 7: unreachable coordinator
+@pytest.mark.heavy  # a real process waiting out its --init-timeout: make test-all
 @pytest.mark.timeout(60)
 def test_7_an_unreachable_coordinator_is_named_in_one_line_within_the_timeout():
     port = free_port()

@@ -226,6 +226,7 @@ def test_seed_layout_pads_to_whole_blocks_and_back():
         sharding.seed_layout(4, seeds_per_batch=0)
 
 
+@pytest.mark.heavy  # 14 s of make test's budget; make test-all runs it
 def test_second_train_seeds_call_reuses_the_compiled_program(monkeypatch):
     """Same config and layout: the program is built (traced, compiled) once, and gives the same result."""
     built = []

@@ -152,6 +152,8 @@ def test_dict_observations_keep_their_keys_as_float32_and_ends_split_into_termin
     assert env_problems(env, num_envs=2, num_steps=8) == []
 
 
-@pytest.mark.timeout(300)  # compiles MJX reset and step twice, vmapped: 31 s here, 100 s on a loaded CPU
+# heavy (make test-all): compiles MJX reset and step twice, vmapped: 35 s of make test's 12-minute budget
+@pytest.mark.heavy
+@pytest.mark.timeout(300)  # 31 s here, 100 s on a loaded CPU
 def test_check_env_passes():
     assert env_problems(make_env(SHORT), num_envs=2, num_steps=8) == []
