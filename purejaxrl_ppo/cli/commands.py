@@ -27,7 +27,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import os
 import shlex
 import sys
@@ -53,7 +52,7 @@ from purejaxrl_ppo.cli.sweep import add_sweep_parser, cmd_sweep
 from purejaxrl_ppo.launch import distributed
 from purejaxrl_ppo.core.algos import config_classes
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
-from purejaxrl_ppo.launch.processes import add_launch_parser, cmd_launch
+from purejaxrl_ppo.launch.processes import add_launch_parser, cmd_launch, seconds_type
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.run_files import (
     SUFFIXES,
@@ -101,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="process 0's address (else $JAX_COORDINATOR_ADDRESS); implies --distributed")
     group.add_argument("--num-processes", type=int, default=None, metavar="N", help="processes in the group")
     group.add_argument("--process-id", type=int, default=None, metavar="I", help="this process's index, 0..N-1")
-    group.add_argument("--init-timeout", type=_positive_seconds, default=None, metavar="S",
+    group.add_argument("--init-timeout", type=seconds_type(0, strict=True), default=None, metavar="S",
                        help="seconds to wait for the process group to form before failing with one line (default "
                             "$PUREJAXRL_PPO_INIT_TIMEOUT, else 120)")
     add_option_flags(train)
@@ -509,17 +508,6 @@ def _join_process_group(args: argparse.Namespace) -> bool:
     except ValueError as err:
         raise ConfigError(f"jax.distributed: {err}") from None
     return distributed.is_primary()
-
-
-def _positive_seconds(text: str) -> float:
-    """argparse type: a finite number of seconds > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number of seconds > 0, got {text!r}")
-    return value
 
 
 def progress_bar(console, unit: str):

@@ -297,7 +297,7 @@ def _port(text: str) -> int:
     return value
 
 
-def _seconds(minimum: float, strict: bool):
+def seconds_type(minimum: float, strict: bool):
     """An argparse type: a finite number of seconds, ``> minimum`` if ``strict`` else ``>= minimum``."""
 
     def parse(text: str) -> float:
@@ -337,10 +337,10 @@ def add_launch_parser(sub: Any) -> argparse.ArgumentParser:
                         help="XLA CPU devices of each process [default: 1]")
     parser.add_argument("--port", type=_port, default=None, metavar="P",
                         help="the coordinator's localhost port, 1..65535; refused if in use [default: a free one]")
-    parser.add_argument("--grace-seconds", type=_seconds(0, strict=False), default=10.0, metavar="S",
+    parser.add_argument("--grace-seconds", type=seconds_type(0, strict=False), default=10.0, metavar="S",
                         help="after a process fails, or after Ctrl-C/SIGTERM, seconds the processes get to stop "
                              "before SIGKILL [default: 10]")
-    parser.add_argument("--init-timeout", type=_seconds(0, strict=True), default=None, metavar="S",
+    parser.add_argument("--init-timeout", type=seconds_type(0, strict=True), default=None, metavar="S",
                         help="seconds each process waits for the whole group to connect before it says what it "
                              f"could not reach and exits [default: ${ENV_INIT_TIMEOUT} or 120]")
     parser.add_argument("rest", nargs=argparse.REMAINDER, action=_Rest, metavar="COMMAND",
