@@ -7,7 +7,7 @@ across processes. This module holds what the host side adds to that:
 * :func:`initialize`: ``jax.distributed.initialize`` with a bounded heartbeat (a dead process is
   detected within :data:`HEARTBEAT_SECONDS` rather than the 100 s default), a bounded wait for the group to
   form (:data:`INIT_TIMEOUT_SECONDS`, then one line naming what was unreachable), a refusal if process 0's
-  port is taken, SIGINT and SIGTERM honoured (:func:`_honour_interrupts`) and gloo collectives on CPU,
+  port is taken, SIGINT and SIGTERM honoured (``_honour_interrupts``) and gloo collectives on CPU,
   from arguments or from the environment (:func:`initialize_from_environment`: ``JAX_COORDINATOR_ADDRESS``,
   which jax reads itself, with ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``, set by
   ``python -m purejaxrl_ppo launch``; SLURM and TPU pods through jax's own cluster detection);
