@@ -2,7 +2,8 @@
 
 For a refactor that must not change speed: each point (algorithm, seed count) runs the
 public ``jax.jit(jax.vmap(pjp.make_train(config)))`` program (or, with ``--program durable``,
-a whole run as ``train`` runs it: ``pjp.train_durable`` with its chunks, logs and checkpoints) of tree A and tree B in
+a whole run as ``train`` runs it: ``pjp.train_durable`` with its chunks, logs and checkpoints; with ``--program rlhf``, a
+tiny ``rlhf`` run, RL responses per second) of tree A and tree B in
 separate child processes (``PYTHONPATH`` set to the tree), in the order A B B A repeated,
 so slow drifts of a shared machine hit both trees alike. Each child compiles, runs once
 to warm up, then times ``--calls`` steady-state calls and reports the best.
@@ -35,6 +36,8 @@ def point(spec: dict) -> dict:
 
     import jax
 
+    if spec.get("program") == "rlhf":
+        return rlhf_point(spec)
     values = {"algo": spec["algo"], "env_name": spec["env"], "total_timesteps": spec["total"], **spec.get("set", {})}
     config = pjp.config_from_dict(values)
     if spec.get("program") == "durable":
@@ -72,6 +75,36 @@ def durable_point(spec: dict, config) -> dict:
             "final_return_per_seed": [float(x) for x in finals]}
 
 
+#: The RLHF run of ``--program rlhf``: the tests' tiny model and task (tests/cli/test_rlhf_cli.py), more iterations.
+RLHF_POINT = dict(vocab_size=8, prompt_len=3, response_len=5, base_mean_length=3, d_model=16, num_layers=1,
+                  num_heads=2, sft_steps=20, rm_steps=20, rm_train_pairs=64, rollout_batch=8, num_minibatches=2,
+                  eval_size=16)
+
+
+def rlhf_point(spec: dict) -> dict:
+    """One ``rlhf`` run as the command runs it (SFT, reward model, RL in chunks with checkpoints and logs) in a
+    temporary directory; the rate is RL responses generated per second of RL run time (compile excluded), the
+    unit the RLHF logs count as env steps; the "final return" is the gold score after RL, per seed."""
+    import tempfile
+
+    import purejaxrl_ppo as pjp
+    from purejaxrl_ppo.core.rlhf.config import RLHFConfig
+
+    try:
+        from purejaxrl_ppo.driver.rlhf import run_rlhf
+    except ModuleNotFoundError:  # a tree from before the one durable-run driver
+        from purejaxrl_ppo.launch.rlhf import run_rlhf
+    cfg = RLHFConfig(**{**RLHF_POINT, "algo": spec["algo"], "num_iterations": spec["total"], **spec.get("set", {})})
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = run_rlhf(cfg, Path(tmp) / "run", num_seeds=spec["seeds"], chunk_iterations=max(1, spec["total"] // 4))
+    rl = summary["stages"]["rl"]
+    responses = spec["seeds"] * cfg.num_iterations * cfg.rollout_batch
+    gold = [float(x) for x in summary["per_seed"]["gold_score"]]
+    return {**spec, "package": pjp.__file__, "compile_seconds": rl["compile_seconds"], "seconds": rl["run_seconds"],
+            "env_steps_per_second": responses / rl["run_seconds"], "final_return": pjp.summarize(gold),
+            "final_return_per_seed": gold}
+
+
 def _child(tree: Path, spec: dict, timeout: float) -> dict:
     env = {**os.environ, "PYTHONPATH": str(tree.resolve())}
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--point", json.dumps(spec)],
@@ -105,9 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", default=[], metavar="FIELD=VALUE",
                         help="config fields for both trees (values parsed as JSON, else strings)")
     parser.add_argument("--repeats", type=int, default=2, help="A B B A blocks per point")
-    parser.add_argument("--program", choices=("scan", "durable"), default="scan",
+    parser.add_argument("--program", choices=("scan", "durable", "rlhf"), default="scan",
                         help="scan: jit(vmap(make_train)) (best of --calls); durable: one run as `train` runs it "
-                             "(pjp.train_durable: chunks, logs, checkpoints; --calls ignored)")
+                             "(pjp.train_durable: chunks, logs, checkpoints; --calls ignored); rlhf: one `rlhf` run "
+                             "of a tiny model (--total = RL iterations; rate = RL responses/s; --env ignored)")
     parser.add_argument("--timeout", type=float, default=900)
     parser.add_argument("--out", type=Path)
     parser.add_argument("--point", help=argparse.SUPPRESS)

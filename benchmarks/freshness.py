@@ -26,14 +26,15 @@ from typing import Any
 
 PKG = "purejaxrl_ppo"
 #: What every control-task result runs: the device side, the programs, the run driver, the statistics.
-CONTROL = (f"{PKG}/core", f"{PKG}/launch", f"{PKG}/runs", f"{PKG}/analysis/stats.py", f"{PKG}/platform.py",
-           f"{PKG}/__init__.py")
+CONTROL = (f"{PKG}/core", f"{PKG}/launch", f"{PKG}/runs", f"{PKG}/driver", f"{PKG}/analysis/stats.py",
+           f"{PKG}/platform.py", f"{PKG}/__init__.py")
 #: RLHF's own files, which no control-task result runs.
-RLHF_ONLY = (f"{PKG}/core/rlhf", f"{PKG}/launch/rlhf.py", f"{PKG}/cli/rlhf.py", f"{PKG}/analysis/rlhf_plots.py")
+RLHF_ONLY = (f"{PKG}/core/rlhf", f"{PKG}/launch/rlhf.py", f"{PKG}/driver/rlhf.py", f"{PKG}/cli/rlhf.py",
+             f"{PKG}/analysis/rlhf_plots.py")
 THROUGHPUT = (*CONTROL, "benchmarks/throughput.py", "benchmarks/peers")
 #: What a benchmark that calls ``train_seeds`` or ``make_train`` itself runs: the device side and the compiled
-#: programs, not the run driver (``runs/``, and launch's processes, distributed, chunked, sweep and RLHF modules),
-#: which only runs started from the CLI go through.
+#: programs, not the run driver (``driver/``, ``runs/``, and launch's processes, distributed, chunked, sweep and
+#: RLHF modules), which only runs started from the CLI go through.
 PROGRAM = (f"{PKG}/core", f"{PKG}/launch/seeds.py", f"{PKG}/launch/programs.py", f"{PKG}/launch/layout.py",
            f"{PKG}/analysis/stats.py", f"{PKG}/platform.py", f"{PKG}/__init__.py")
 #: What the environment-suite results run: the programs (the suites' adapters are in core/envs), the IQM and
@@ -41,7 +42,7 @@ PROGRAM = (f"{PKG}/core", f"{PKG}/launch/seeds.py", f"{PKG}/launch/programs.py",
 SUITES = (*PROGRAM, f"{PKG}/analysis/study.py", "benchmarks/suites.py", "benchmarks/random_policy_scores.py")
 #: What an RLHF result runs: the language-model pieces, the shared PPO/TRPO pieces, the run driver.
 RLHF = (f"{PKG}/core/rlhf", f"{PKG}/core/algos", f"{PKG}/core/advantages.py", f"{PKG}/launch", f"{PKG}/runs",
-        f"{PKG}/analysis/rlhf_plots.py", f"{PKG}/platform.py")
+        f"{PKG}/driver", f"{PKG}/analysis/rlhf_plots.py", f"{PKG}/platform.py")
 
 
 @dataclass(frozen=True)

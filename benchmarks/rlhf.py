@@ -42,7 +42,7 @@ from purejaxrl_ppo.analysis import study as ss
 from purejaxrl_ppo.core.rlhf import generate, model, rl
 from purejaxrl_ppo.core.rlhf.config import RLHFConfig
 from purejaxrl_ppo.core.rlhf.task import make_task, sample_prompts
-from purejaxrl_ppo.launch.rlhf import run_rlhf
+from purejaxrl_ppo.driver.rlhf import run_rlhf
 from purejaxrl_ppo.runs.provenance import machine_description, versions
 
 PINNED = ("sft_loss", "sft_entropy_floor", "rm_accuracy", "rm_gold_accuracy", "gold_score_initial", "gold_score",

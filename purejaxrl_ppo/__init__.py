@@ -63,7 +63,7 @@ from purejaxrl_ppo.launch.chunked import TrainingDiverged, train_seeds_chunked  
 from purejaxrl_ppo.launch.layout import seed_mesh, shard_seed_axis  # noqa: E402
 from purejaxrl_ppo.launch.seeds import train_seeds  # noqa: E402
 from purejaxrl_ppo.launch.sweep import SweepResult, sweep  # noqa: E402
-from purejaxrl_ppo.runs.durable import train_durable  # noqa: E402
+from purejaxrl_ppo.driver.control import train_durable  # noqa: E402
 from purejaxrl_ppo.runs.options import RunOptions  # noqa: E402
 from purejaxrl_ppo.runs.policy_files import export_policy, load_policy, load_run, save_policy  # noqa: E402
 from purejaxrl_ppo.runs.run_files import load_run_file, write_run_file  # noqa: E402

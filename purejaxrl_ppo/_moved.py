@@ -1,7 +1,7 @@
 """Modules that moved in the architecture redesign: importing an old path says where it went.
 
 Before 0.2 the package was 23 flat modules; they now live under ``core/`` (device side),
-``launch/``, ``runs/``, ``analysis/`` and ``cli/`` (host side). ``import
+``launch/``, ``runs/``, ``driver/``, ``analysis/`` and ``cli/`` (host side). ``import
 purejaxrl_ppo.sharding`` (say) raises a ``ModuleNotFoundError`` naming the new module
 instead of a bare "No module named". Every public name is still importable from
 ``purejaxrl_ppo`` itself.
@@ -29,7 +29,8 @@ MOVED = {
     "purejaxrl_ppo.evaluation": "purejaxrl_ppo.core.evaluate (policy files: purejaxrl_ppo.runs.policy_files)",
     "purejaxrl_ppo.sharding": "purejaxrl_ppo.launch.layout (train_seeds: purejaxrl_ppo.launch.seeds)",
     "purejaxrl_ppo.sweep": "purejaxrl_ppo.launch.sweep",
-    "purejaxrl_ppo.runner": "purejaxrl_ppo.launch.chunked (train_durable, save_run: purejaxrl_ppo.runs.durable; "
+    "purejaxrl_ppo.runner": "purejaxrl_ppo.launch.chunked (train_durable: purejaxrl_ppo.driver.control, save_run: "
+                            "purejaxrl_ppo.driver.outputs; "
                             "machine_description: purejaxrl_ppo.runs.provenance)",
     "purejaxrl_ppo.rundir": "purejaxrl_ppo.runs.rundir",
     "purejaxrl_ppo.checkpoint": "purejaxrl_ppo.runs.checkpoint",
@@ -41,6 +42,7 @@ MOVED = {
     "purejaxrl_ppo.presets": "purejaxrl_ppo.cli.presets",
     "purejaxrl_ppo._xla": "purejaxrl_ppo.platform",
     "purejaxrl_ppo._prng": "purejaxrl_ppo.platform",
+    "purejaxrl_ppo.runs.durable": "purejaxrl_ppo.driver.control (save_run: purejaxrl_ppo.driver.outputs)",
 }
 
 

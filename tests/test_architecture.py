@@ -43,6 +43,71 @@ def test_core_never_imports_the_host_side():
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+#: The host side's layers, lowest first: a module imports its own package and the layers below it, never a layer
+#: above or a package beside it (``launch`` and ``runs`` are peers). ``analysis`` is numerics and plots, except
+#: ``analysis.render``, which reads a run's policy file (``runs``) and is used by the driver for a run's video.
+LAYERS = {
+    "core": 0, "platform": 0, "_moved": 0,
+    "analysis": 1,
+    "launch": 2, "runs": 2,
+    "analysis.render": 3,
+    "driver": 4,
+    "cli": 5,
+    "__init__": 6, "__main__": 6,  # the package's public API and entry point re-export every layer
+}
+
+
+def _layer_of(module: str) -> tuple[str, int]:
+    """``(package, layer)`` of ``purejaxrl_ppo.<module path>``: the longest prefix listed in :data:`LAYERS`."""
+    parts = module.split(".")[1:] or ["__init__"]
+    for n in range(len(parts), 0, -1):
+        name = ".".join(parts[:n])
+        if name in LAYERS:
+            return name, LAYERS[name]
+    raise AssertionError(f"{module} is in no layer of LAYERS")
+
+
+def _climbs(module: str, imported: set[str]) -> list[str]:
+    """The imports of ``module`` that reach a layer above its own or a package beside it in the same layer."""
+    package, layer = _layer_of(module)
+    found = []
+    for name in sorted(imported):
+        if not name.startswith("purejaxrl_ppo.") or name == "purejaxrl_ppo":
+            continue
+        target, target_layer = _layer_of(name)
+        if target_layer > layer or (target_layer == layer and target.split(".")[0] != package.split(".")[0]):
+            found.append(f"{module} imports {name}")
+    return found
+
+
+def test_no_module_imports_a_layer_above_or_beside_its_own():
+    """core <- analysis <- launch | runs <- driver <- cli: the durable-run driver sits above both the programs
+    (launch) and the files (runs), and nothing below it reaches up (lazy imports inside functions count too)."""
+    climbs = []
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE).with_suffix("")
+        module = ".".join(("purejaxrl_ppo", *(rel.parts[:-1] if rel.name == "__init__" else rel.parts)))
+        climbs += _climbs(module, _imports(path))
+    assert climbs == []
+
+
+@pytest.mark.parametrize("module, imported, climbs", [
+    ("purejaxrl_ppo.runs.checkpoint", "purejaxrl_ppo.launch.layout", True),  # beside (the slip this test guards)
+    ("purejaxrl_ppo.launch.chunked", "purejaxrl_ppo.runs.provenance", True),
+    ("purejaxrl_ppo.runs.rundir", "purejaxrl_ppo.driver.run", True),  # up
+    ("purejaxrl_ppo.core.loop", "purejaxrl_ppo.analysis.stats", True),
+    ("purejaxrl_ppo.analysis.stats", "purejaxrl_ppo.runs.sinks", True),
+    ("purejaxrl_ppo.driver.run", "purejaxrl_ppo.cli.commands", True),
+    ("purejaxrl_ppo.driver.run", "purejaxrl_ppo.launch.chunked", False),  # down
+    ("purejaxrl_ppo.driver.outputs", "purejaxrl_ppo.analysis.render", False),
+    ("purejaxrl_ppo.analysis.render", "purejaxrl_ppo.runs.policy_files", False),
+    ("purejaxrl_ppo.runs.sinks", "purejaxrl_ppo.analysis.stats", False),
+    ("purejaxrl_ppo.runs.rundir", "purejaxrl_ppo.runs.run_files", False),  # its own package
+])
+def test_the_layer_check_tells_a_climb_from_a_descent(module, imported, climbs):
+    assert bool(_climbs(module, {imported})) is climbs
+
+
 def test_nothing_outside_an_algorithm_folder_names_an_algorithm_class():
     """Algorithms are listed by the registry alone: no module outside core/algos/<name>/ imports PPO or TRPO
     by name except the package's public re-export."""
@@ -68,7 +133,8 @@ def test_registries_find_every_folder():
 
 @pytest.mark.parametrize("old, new", [("purejaxrl_ppo.sharding", "purejaxrl_ppo.launch.layout"),
                                       ("purejaxrl_ppo.study_stats", "purejaxrl_ppo.analysis.study"),
-                                      ("purejaxrl_ppo.train", "purejaxrl_ppo.core.loop")])
+                                      ("purejaxrl_ppo.train", "purejaxrl_ppo.core.loop"),
+                                      ("purejaxrl_ppo.runs.durable", "purejaxrl_ppo.driver.control")])
 def test_old_module_paths_name_their_new_place(old, new):
     with pytest.raises(ModuleNotFoundError, match=new.replace(".", r"\.")):
         importlib.import_module(old)

@@ -265,20 +265,13 @@ def run_durable_command(args: argparse.Namespace, kind: DurableCommand) -> int:
     """The life of a durable command: devices and process group, resume or new run (or ``--dump-config``),
     training in the run directory with progress, plain warnings, divergence, Ctrl-C and process-group failures
     handled, then the kind's outputs. Returns the exit code. The run directory stays locked until the kind's
-    ``finish`` has written ``complete.json`` (:func:`~purejaxrl_ppo.runs.rundir.keep_locks`): a ``--resume`` or
-    ``--overwrite`` arriving while a run finishes is refused."""
-    from purejaxrl_ppo.runs.rundir import keep_locks
-
-    with keep_locks():
-        return _run_durable_command(args, kind)
-
-
-def _run_durable_command(args: argparse.Namespace, kind: DurableCommand) -> int:
+    driver has written the final files and ``complete.json`` (:func:`~purejaxrl_ppo.driver.control.train_durable`):
+    a ``--resume`` or ``--overwrite`` arriving while a run finishes is refused."""
     from rich.console import Console
 
     from purejaxrl_ppo.launch.chunked import TrainingDiverged
     from purejaxrl_ppo.runs.checkpoint import CheckpointError, CorruptCheckpointWarning
-    from purejaxrl_ppo.runs.durable import CollapseWarning, train_durable
+    from purejaxrl_ppo.driver.control import CollapseWarning, train_durable
     from purejaxrl_ppo.runs.rundir import finished_problem
 
     if args.cpu_devices is not None:  # before anything starts jax's CPU backend
@@ -384,13 +377,21 @@ def _run_durable_command(args: argparse.Namespace, kind: DurableCommand) -> int:
     return 0
 
 
-def _finish_train(result, out: Path, command: str, console) -> Path:
-    from purejaxrl_ppo.runs.durable import save_run
+def written_files(out: Path) -> tuple[dict[str, Any], list[Path]]:
+    """The summary and the final files (the logs aside) of a run the driver has just finished: those its
+    ``complete.json`` lists, in the order they were written."""
+    from purejaxrl_ppo.runs.rundir import COMPLETE_FILE, LOG_FILES
 
-    summary, paths = save_run(result, out, command=command)
+    names = json.loads((out / COMPLETE_FILE).read_text())["files"]
+    return (json.loads((out / "summary.json").read_text()),
+            [out / name for name in names if Path(name).name not in LOG_FILES])
+
+
+def _finish_train(result, out: Path, command: str, console) -> Path:
+    summary, files = written_files(out)
     console.print(summary_table([summary], "Training summary"))
-    console.print(f"wrote {', '.join(str(p) for p in paths.values())} and logs in {out}")
-    return paths["summary"]
+    console.print(f"wrote {', '.join(map(str, files))} and logs in {out}")
+    return out / "summary.json"
 
 
 def check_resumable(out: Path, command: str) -> None:

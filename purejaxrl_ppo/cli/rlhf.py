@@ -4,7 +4,8 @@ Every :class:`~purejaxrl_ppo.core.rlhf.config.RLHFConfig` field is a flag (``--d
 ``--algo trpo``, ``--no-normalize-advantages``); the run options are ``--num-seeds``, ``--seed``,
 ``--chunk-iterations``, ``--sft-from``/``--rm-from`` (reuse an earlier run's stages),
 ``--sweep-kl-coefs``/``--sweep-max-kls`` (extra RL runs for the over-optimisation plot) and
-``--resume DIR``. What the run directory holds: :mod:`purejaxrl_ppo.launch.rlhf`.
+``--resume DIR`` (with ``--restart``: RL again from iteration 0). What the run directory holds:
+:mod:`purejaxrl_ppo.driver.rlhf`.
 """
 
 from __future__ import annotations
@@ -21,11 +22,9 @@ from typing import Any
 from purejaxrl_ppo.cli.flags import add_dataclass_flags
 from purejaxrl_ppo.core.config import ConfigError
 from purejaxrl_ppo.core.rlhf.config import RLHFConfig
+from purejaxrl_ppo.driver.rlhf import OPTION_DEFAULTS
 from purejaxrl_ppo.launch.distributed import ENV_COORDINATOR
 
-#: Run options (not config fields) and their defaults; ``None`` in the parser means "not given".
-OPTION_DEFAULTS = {"num_seeds": 4, "seed": 0, "chunk_iterations": 10, "sweep_kl_coefs": (), "sweep_max_kls": (),
-                   "sft_from": None, "rm_from": None}
 
 #: The sections of ``rlhf --help`` for the :class:`RLHFConfig` fields, in order (``tests/cli/test_help.py``
 #: fails when a field is in no section or in two).
@@ -69,6 +68,9 @@ def add_rlhf_parser(sub: Any) -> argparse.ArgumentParser:
     parser.add_argument("--resume", type=Path, default=None, metavar="RUN_DIR",
                         help="continue the run in RUN_DIR (its saved config and options) from its finished stages "
                              "and newest intact checkpoints")
+    parser.add_argument("--restart", action="store_true",
+                        help="with --resume: drop the RL checkpoints and train RL again from iteration 0 (SFT and the "
+                             "reward model are kept where intact); for a run whose every RL checkpoint is damaged")
     parser.add_argument("--quiet", action="store_true", help="no progress or table; print the summary path only")
     add_dataclass_flags(parser, RLHFConfig, sections=RLHF_SECTIONS)
     return parser
@@ -160,75 +162,6 @@ class _RLHFProgress:
                                f"{info} · {report.run_seconds:.0f} s")
 
 
-def _saved_object(run_dir: Path, path: Path) -> dict[str, Any]:
-    """The JSON object in ``path`` of the run ``run_dir`` to resume; a one-line ``RunDirError`` if it is not one."""
-    import json
-
-    from purejaxrl_ppo.runs.rundir import RunDirError
-
-    try:
-        value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise RunDirError(f"cannot resume {run_dir}: {path} is not valid JSON ({err})") from None
-    if not isinstance(value, dict):
-        raise RunDirError(f"cannot resume {run_dir}: {path} is not a JSON object (got {type(value).__name__})")
-    return value
-
-
-def _check_saved_options(run_dir: Path, path: Path, options: Any) -> None:
-    """A one-line ``RunDirError`` unless ``options`` (``run.json``'s ``options``) has only known keys of the
-    right types (the values themselves are checked by the run, as a new run's are)."""
-    from purejaxrl_ppo.runs.rundir import RunDirError
-
-    where = f"cannot resume {run_dir}: {path}"
-    if not isinstance(options, dict):
-        raise RunDirError(f"{where}: \"options\" is not a JSON object (got {type(options).__name__})")
-    unknown = sorted(set(options) - set(OPTION_DEFAULTS))
-    if unknown:
-        raise RunDirError(f"{where}: unknown option(s) {unknown}; valid options: {sorted(OPTION_DEFAULTS)}")
-
-    def is_number(v: Any) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-    for name, value in options.items():
-        if name in ("sweep_kl_coefs", "sweep_max_kls"):
-            ok, what = isinstance(value, list) and all(map(is_number, value)), "a list of numbers"
-        elif name in ("sft_from", "rm_from"):
-            ok, what = value is None or isinstance(value, str), "a path or null"
-        else:
-            ok, what = isinstance(value, int) and not isinstance(value, bool), "an integer"
-        if not ok:
-            raise RunDirError(f"{where}: option {name} must be {what}, got {value!r}")
-
-
-def load_saved_run(run_dir: Path) -> tuple[RLHFConfig, dict[str, Any]]:
-    """The config and options of the ``rlhf`` run in ``run_dir`` to resume
-    (:func:`~purejaxrl_ppo.launch.rlhf.load_rlhf_run`), after one-line errors for a directory another command wrote,
-    a ``config.json`` or ``run.json`` that is not a JSON object, and keys or values this version does not accept."""
-    from purejaxrl_ppo.launch.rlhf import CONFIG_JSON, load_rlhf_run
-    from purejaxrl_ppo.runs.rundir import RUN_FILE, RunDirError
-    from purejaxrl_ppo.runs.run_files import saved_run_kind
-
-    kind = saved_run_kind(run_dir)
-    if kind in ("train", "sweep"):
-        raise RunDirError(f"{run_dir} holds a {kind} run, not an rlhf run; continue it with: python -m purejaxrl_ppo "
-                          f"{kind} --resume {shlex.quote(str(run_dir))}")
-    config_path, run_path = run_dir / CONFIG_JSON, run_dir / RUN_FILE
-    if config_path.is_file():
-        values = _saved_object(run_dir, config_path)
-        unknown = sorted(set(values) - set(RLHFConfig.field_help()))
-        if unknown:
-            raise RunDirError(f"cannot resume {run_dir}: {config_path} has unknown key(s) {unknown} (not RLHFConfig "
-                              "fields: damaged, or written by another version or command)")
-        try:
-            RLHFConfig(**values)
-        except ConfigError as err:
-            raise RunDirError(f"cannot resume {run_dir}: {config_path}: {err}") from None
-    if run_path.is_file():
-        _check_saved_options(run_dir, run_path, _saved_object(run_dir, run_path).get("options", {}))
-    return load_rlhf_run(run_dir)  # (and its errors for a missing directory or file)
-
-
 def require_memory(cfg: RLHFConfig, options: dict[str, Any]) -> None:
     """Refuse (one-line :class:`ConfigError`) a new run whose lower-bound memory estimate exceeds the memory there
     is (:func:`purejaxrl_ppo.launch.memory.rlhf_estimate`). Traces only: writes and compiles nothing."""
@@ -251,7 +184,7 @@ def cmd_rlhf(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    from purejaxrl_ppo.launch.rlhf import run_rlhf
+    from purejaxrl_ppo.driver.rlhf import load_rlhf_run, run_rlhf
     from purejaxrl_ppo.runs.checkpoint import CheckpointError, CorruptCheckpointWarning
 
     if ENV_COORDINATOR in os.environ:  # each process would run the whole pipeline into the same --out
@@ -268,10 +201,12 @@ def cmd_rlhf(args: argparse.Namespace) -> int:
             raise ConfigError(f"--resume continues the saved config and options of {args.resume}; {', '.join(extra)} "
                               "cannot be combined with it")
         out = args.resume
-        cfg, options = load_saved_run(out)
+        cfg, options = load_rlhf_run(out)
     else:
         cfg = RLHFConfig(**config_flags)
         options = {**OPTION_DEFAULTS, **option_flags}
+        if args.restart:
+            raise ConfigError("--restart trains a saved run's RL again from iteration 0; it needs --resume RUN_DIR")
         require_memory(cfg, options)  # before the run directory exists and before compiling
         out = args.out or Path("runs") / f"rlhf-{cfg.algo}"
     options = {**options, "sweep_kl_coefs": tuple(options.get("sweep_kl_coefs") or ()),
@@ -288,6 +223,7 @@ def cmd_rlhf(args: argparse.Namespace) -> int:
     try:
         with _RLHFProgress(console) as progress:
             summary = run_rlhf(cfg, out, **options, overwrite=args.overwrite, resume=args.resume is not None,
+                               restart=args.restart,
                                on_progress=progress, on_stage=progress.stage, command=command)
     except CheckpointError as err:
         print(f"error: {err}", file=sys.stderr)

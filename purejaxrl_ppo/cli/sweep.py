@@ -8,7 +8,7 @@ class: they are traced leaves of one compiled program); anything structural is r
 sweepable fields, as :func:`purejaxrl_ppo.sweep` refuses it.
 
 The sweep runs through the durable driver of ``train``
-(:func:`~purejaxrl_ppo.runs.durable.train_durable` with ``kind="sweep"``): chunks with a progress bar,
+(:func:`~purejaxrl_ppo.driver.control.train_durable` with ``kind="sweep"``): chunks with a progress bar,
 verified checkpoints, ``--resume``, one writer, an atomic finish, divergence and Ctrl-C handled alike.
 At the end it prints the table per setting (the final return's median, IQM and the IQM's 95% bootstrap CI,
 and the seeds covered) and writes the run directory of :mod:`purejaxrl_ppo.runs.sweep_files`.
@@ -70,11 +70,11 @@ def parse_sets(items: list[str]) -> dict[str, list[float]]:
 
 
 def sweep_table(summary: dict[str, Any]):
-    """The rich table of a sweep summary (:func:`~purejaxrl_ppo.runs.sweep_files.sweep_summary`): one row per
+    """The rich table of a sweep summary (:func:`~purejaxrl_ppo.driver.outputs.sweep_summary`): one row per
     setting, the best IQM in bold (:func:`table_note` says what the numbers are)."""
     from rich.table import Table
 
-    from purejaxrl_ppo.runs.sweep_files import SUMMARY_CONFIDENCE
+    from purejaxrl_ppo.driver.outputs import SUMMARY_CONFIDENCE
 
     rows = summary["settings"]
     table = Table(title=f"Sweep: {summary['algo'].upper()} on {summary['env_name']}, {len(rows)} settings × "
@@ -98,7 +98,7 @@ def sweep_table(summary: dict[str, Any]):
 def table_note(summary: dict[str, Any]) -> str:
     """What the table's numbers are (one paragraph), and the sweep's budget and speed."""
     from purejaxrl_ppo.cli.commands import final_return_caption  # (that module imports this one)
-    from purejaxrl_ppo.runs.sweep_files import SUMMARY_BOOTSTRAP_SAMPLES
+    from purejaxrl_ppo.driver.outputs import SUMMARY_BOOTSTRAP_SAMPLES
 
     partial = any(row["final_return"]["seeds"] != row["final_return"]["of"] for row in summary["settings"])
     statistics = ("median and IQM across seeds; CI: percentile bootstrap of the IQM over seeds "
@@ -197,13 +197,13 @@ def _progress(console, grid) -> _SweepProgress:
 
 
 def _finish(result, out: Path, command: str, console) -> Path:
-    from purejaxrl_ppo.runs.sweep_files import save_sweep
+    from purejaxrl_ppo.cli.commands import written_files  # (that module imports this one)
 
-    summary, paths = save_sweep(result, out, command=command)
+    summary, files = written_files(out)
     console.print(sweep_table(summary))
     console.print(table_note(summary), style="dim")
-    console.print(f"wrote {', '.join(str(p) for p in paths.values())} and per-setting logs in {out / 'points'}")
-    return paths["summary"]
+    console.print(f"wrote {', '.join(map(str, files))} and per-setting logs in {out / 'points'}")
+    return out / "summary.json"
 
 
 def _write_file(path: Path, config, options, grid) -> None:

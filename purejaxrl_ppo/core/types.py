@@ -164,3 +164,8 @@ class TrainOutput(NamedTuple):
     def params(self) -> Any:
         """Final network parameters (``{"actor": ..., "critic": ...}`` for the MLP)."""
         return self.state.algo_state.params
+
+
+def is_key(x: Any) -> bool:
+    """True for a typed PRNG key array (``jax.random.key``), whose raw data is ``jax.random.key_data``."""
+    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)

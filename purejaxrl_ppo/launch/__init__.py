@@ -8,5 +8,5 @@
 * ``distributed.py`` several processes, one job: ``jax.distributed`` set-up, process 0's broadcasts,
   which process died
 * ``processes.py`` ``python -m purejaxrl_ppo launch``: N local processes of one job, supervised
-* ``rlhf.py``     the RLHF pipeline's run directory (stages, RL, sweeps, resume)
+* ``rlhf.py``     the RLHF programs: keys, RL groups as chunked programs, the evaluator
 """

@@ -5,14 +5,15 @@ scan that :func:`purejaxrl_ppo.make_train` composes; running it as ``k`` chunks
 of updates (the same compiled chunk reused) only lets the host act between
 chunks: show progress, write logs, save a checkpoint, stop on NaN. Results are
 bit-identical to the single scan (``tests/core/test_loop.py``), and a resumed run
-to the uninterrupted one (``tests/runs/test_durable.py``).
+to the uninterrupted one (``tests/driver/test_durable.py``).
 
 A sweep (``grid``: numeric hyperparameters × seeds, :mod:`purejaxrl_ppo.launch.sweep`) runs through the same
 loop: only its programs (:class:`~purejaxrl_ppo.launch.programs.GridPrograms`) and the leading axes of its
 states and metrics (``[points, seeds, ...]`` instead of ``[seeds, ...]``) differ.
 
-:func:`train_seeds_chunked` is the loop; :func:`purejaxrl_ppo.runs.durable.train_durable`
-runs it in a run directory with checkpoints and logs.
+:func:`run_chunks` is the loop every chunked run shares (:func:`train_seeds_chunked` in memory; the durable-run
+driver's chunked stages, :mod:`purejaxrl_ppo.driver.run`, in a run directory with checkpoints and logs: ``train``,
+``sweep`` and each RLHF RL group).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import math
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import jax
 import numpy as np
@@ -31,7 +32,6 @@ from purejaxrl_ppo.core.types import TrainState
 from purejaxrl_ppo.launch.layout import seed_layout
 from purejaxrl_ppo.launch.programs import SeedPrograms
 from purejaxrl_ppo.launch.sweep import check_grid, grid_programs, grid_settings, setting_label
-from purejaxrl_ppo.runs.provenance import machine_description
 
 
 @dataclasses.dataclass
@@ -83,7 +83,6 @@ class RunResult:
             "env_steps_per_second": self.env_steps_per_second,
             "compile_seconds": self.compile_seconds,
             "run_seconds": self.run_seconds,
-            "machine": machine_description(),
             "config": self.config.to_dict(),
         }
 
@@ -236,9 +235,73 @@ def train_seeds_chunked(
     plan = list(plan or chunk_plan(config.num_updates, target_chunks))
     if sum(plan) != config.num_updates:
         raise ValueError(f"chunk plan {plan} sums to {sum(plan)}, not num_updates = {config.num_updates}")
-    done = 0 if start is None else start.updates_done
-    first = _chunk_index(plan, done)
 
+    keys = jax.random.split(jax.random.PRNGKey(seed), num_seeds)
+    out = run_chunks(programs, plan, init=lambda: programs.init(keys), start=start, on_chunk=on_chunk,
+                     on_compile=on_compile, diverged=divergence(num_seeds, grid) if stop_on_nan else None)
+    return RunResult(config, num_seeds, seed, out.metrics, out.state, out.compile_seconds, out.run_seconds,
+                     out.updates_run, grid=grid)
+
+
+def divergence(num_seeds: int, grid: Mapping[str, Sequence[float]] | None = None
+               ) -> Callable[[int, str, int, dict[str, np.ndarray]], TrainingDiverged]:
+    """``(update, metric, row, metrics) -> TrainingDiverged`` for :func:`run_chunks`: a sweep's rows are
+    ``point * num_seeds + seed`` and name their grid point."""
+    def diverged(update: int, metric: str, row: int, metrics: dict[str, np.ndarray]) -> TrainingDiverged:
+        if grid is None:
+            return TrainingDiverged(update, metric, row, metrics=metrics)
+        point, seed_index = divmod(row, num_seeds)
+        return TrainingDiverged(update, metric, seed_index, metrics=metrics,
+                                point=setting_label(grid_settings(grid)[point]))
+
+    return diverged
+
+
+class Programs(Protocol):
+    """What :func:`run_chunks` runs: compiled chunk programs over a batch of rows (seeds, grid points × seeds,
+    RLHF rows), e.g. :class:`~purejaxrl_ppo.launch.programs.SeedPrograms`,
+    :class:`~purejaxrl_ppo.launch.programs.GridPrograms`,
+    :class:`~purejaxrl_ppo.launch.rlhf.RLGroupPrograms`."""
+
+    def compile(self, sizes: Sequence[int], fresh: bool) -> None: ...  # every chunk size (and init if fresh)
+
+    def chunk(self, size: int, state: Any, first_update: int) -> tuple[Any, dict[str, Any]]: ...
+
+    def put(self, state: Any) -> Any: ...  # [rows, ...] -> placed
+
+    def take(self, tree: Any) -> Any: ...  # placed -> [rows, ...]
+
+    def host(self, tree: Any) -> Any: ...  # placed -> [rows, ...] NumPy on every process
+
+
+@dataclasses.dataclass
+class ChunksRun:
+    """What :func:`run_chunks` returns: the final state ``[rows, ...]`` (taken from the devices), every metric
+    ``{name: [rows, updates]}`` (resumed history included), this process's compile and run seconds and the
+    updates it ran."""
+
+    state: Any
+    metrics: dict[str, np.ndarray]
+    compile_seconds: float
+    run_seconds: float
+    updates_run: int
+
+
+def run_chunks(programs: Programs, plan: Sequence[int], *, init: Callable[[], Any], start: StartPoint | None = None,
+               on_chunk: Callable[[ChunkReport], None] | None = None, on_compile: Callable[[], None] | None = None,
+               diverged: Callable[[int, str, int, dict[str, np.ndarray]], Exception] | None = None) -> ChunksRun:
+    """The chunk loop every chunked run shares (control runs, sweeps, RLHF's RL groups).
+
+    Compiles every chunk size still to run (``on_compile()`` just before), starts from ``init()`` (placed
+    fresh states) or from ``start`` (its ``[rows, ...]`` state placed with ``programs.put``), then runs
+    ``plan``'s chunks from the one after ``start.updates_done``, bringing each chunk's metrics ``{name: [rows,
+    size]}`` to the host. With ``diverged``, the earliest non-finite metric (outside :data:`NAN_ALLOWED`) raises
+    ``diverged(update, metric, row, metrics so far)`` before ``on_chunk`` sees that chunk. ``on_chunk`` gets a
+    :class:`ChunkReport` after every chunk (its ``state`` is valid until it returns: the next chunk donates it).
+    """
+    done = 0 if start is None else start.updates_done
+    first = _chunk_index(list(plan), done)
+    total = int(sum(plan))
     if on_compile is not None:
         on_compile()
     compile_start = time.perf_counter()
@@ -246,34 +309,26 @@ def train_seeds_chunked(
     compile_seconds = time.perf_counter() - compile_start
 
     run_start = time.perf_counter()
-    if start is None:
-        state = programs.init(jax.random.split(jax.random.PRNGKey(seed), num_seeds))
-    else:
-        state = programs.put(start.state)
+    state = init() if start is None else programs.put(start.state)
     pieces: list[dict[str, np.ndarray]] = [] if start is None or not start.metrics else [start.metrics]
     for index in range(first, len(plan)):
         size = plan[index]
         state, metrics = programs.chunk(size, state, done)
-        chunk = programs.host(metrics)  # waits for the chunk; tiny [seeds, size] arrays (gathered from every process)
+        chunk = programs.host(metrics)  # waits for the chunk; tiny [rows, size] arrays (gathered from every process)
         pieces.append(chunk)
-        if stop_on_nan and (bad := first_non_finite(chunk, offset=done)) is not None:
-            update, metric, row = bad
-            if grid is None:
-                raise TrainingDiverged(update, metric, row, metrics=_concat(pieces))
-            point, seed_index = divmod(row, num_seeds)
-            raise TrainingDiverged(update, metric, seed_index, metrics=_concat(pieces),
-                                   point=setting_label(grid_settings(grid)[point]))
+        if diverged is not None and (bad := first_non_finite(chunk, offset=done)) is not None:
+            raise diverged(*bad, _concat(pieces))
         done += size
         if on_chunk is not None:
             report = ChunkReport(index, done, programs.take(state), chunk, _concat(pieces),
                                  time.perf_counter() - run_start, done - (0 if start is None else start.updates_done),
-                                 config.num_updates, compile_seconds)
+                                 total, compile_seconds)
             on_chunk(report)
     jax.block_until_ready(state)
     run_seconds = time.perf_counter() - run_start
     updates_run = done - (0 if start is None else start.updates_done)
-    return RunResult(config, num_seeds, seed, _concat(pieces) if pieces else {}, programs.take(state),
-                     compile_seconds, run_seconds, updates_run, grid=grid)
+    return ChunksRun(programs.take(state), _concat(pieces) if pieces else {}, compile_seconds, run_seconds,
+                     updates_run)
 
 
 def _chunk_index(plan: list[int], updates_done: int) -> int:

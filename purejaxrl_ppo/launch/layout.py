@@ -55,6 +55,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from purejaxrl_ppo.core.types import is_key
+
 SEED_AXIS = "seeds"
 
 
@@ -107,11 +109,6 @@ _unpad_on_device = jax.jit(unpad_seed_axis, static_argnums=1)
 def spans_processes(mesh: Mesh) -> bool:
     """True if some of ``mesh``'s devices belong to another process (``jax.distributed``)."""
     return any(d.process_index != jax.process_index() for d in mesh.devices.flat)
-
-
-def is_key(x: Any) -> bool:
-    """True for a typed PRNG key array (``jax.random.key``), whose raw data is ``jax.random.key_data``."""
-    return hasattr(x, "dtype") and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key)
 
 
 def _put_global(tree: Any, sharding: NamedSharding) -> Any:

@@ -1,99 +1,35 @@
-"""The host side of ``python -m purejaxrl_ppo rlhf``: the three stages in a run directory, resumable.
-
-:func:`run_rlhf` runs SFT → reward model → RL (PPO or TRPO with a KL penalty to the SFT reference;
-the device side is :mod:`purejaxrl_ppo.core.rlhf`) and writes::
-
-    <out>/
-      config.json, run.json      the RLHFConfig; the run options, versions, machine, every command line
-      sft/params.msgpack         stage 1: the SFT language model (flax.serialization msgpack)
-      sft/metrics.json           held-out loss, the base distribution's entropy (its floor), loss curve, timings
-      sft/checksums.json         written last: the SHA-256 of both (the stage is done)
-      rm/params.msgpack          stage 2: the reward model (score normalised on the SFT policy)
-      rm/metrics.json            held-out pair accuracy (labels, gold), loss/accuracy curves, timings
-      rm/checksums.json          as sft/
-      checkpoints/<iteration>/   stage 3: every seed's RLState and metric history (orbax, newest 3)
-      metrics.csv, metrics_aggregate.csv, metrics.jsonl   RL metrics per iteration (written per chunk)
-      metrics.npz                every RL metric [seeds, iterations] (+ ``responses``: responses generated)
-      summary.json               stage results, before/after-RL evaluation (median over seeds), timings
-      samples.md                 generations for fixed held-out prompts, before and after RL, scored
-      rlhf_curves.png            proxy score, gold score, KL to reference over iterations (median, IQR)
-      overoptimisation.png       gold and proxy score against KL: this run's trajectory and final points
-      sweep.json, sweep_metrics.npz, sweep_checkpoints/   with sweep_kl_coefs / sweep_max_kls
-      complete.json              written last: the final files' SHA-256 (the run is finished)
-
-**Reuse.** ``sft_from=DIR`` takes ``DIR/sft`` instead of training SFT; ``rm_from=DIR`` takes ``DIR/rm`` *and*
-``DIR/sft`` (the reward model's score is normalised on, and its value model initialised for, the policy it
-was trained with), so ``sft_from`` may be omitted; given both, their SFT models must be the same file. The
-source's config must agree on every field that shapes the model or the task (:data:`MODEL_FIELDS`, plus
-``bt_scale`` for a reward model): a one-line :class:`ConfigError` otherwise. The reused files are copied
-into the new run directory, so it is self-contained and can itself be reused.
+"""The RLHF programs on devices: the keys, the RL groups (the main run and each sweep setting) as chunked
+programs over their rows, and the evaluator. The run around them (stages, run directory, checkpoints, files)
+is :mod:`purejaxrl_ppo.driver.rlhf`; the device side of each step is :mod:`purejaxrl_ppo.core.rlhf`.
 
 **Seeds and keys.** RL seed ``i`` starts from ``jax.random.split(PRNGKey(seed), num_seeds)[i]`` (the same
 keys in every sweep setting: common random numbers); SFT and the reward model use
 ``fold_in(PRNGKey(seed), crc32(b"sft" / b"rm"))``. Every evaluation uses the same ``cfg.eval_size`` prompts
 and sampling key (:func:`evaluation_key`, independent of ``seed``), so before/after and run/run
 differences are not sampling noise of the prompts.
-
-**Sweeps.** ``sweep_kl_coefs`` trains PPO for every β (all β × seeds in one vmapped program: β is a leaf of
-:class:`~purejaxrl_ppo.core.rlhf.rl.RLState`); ``sweep_max_kls`` trains TRPO for every δ (one program per
-δ: ``max_kl`` is static config), each with the run's ``kl_coef``. Each setting's final evaluation is a
-point of ``overoptimisation.png`` and an entry of ``sweep.json``.
-
-**Resume** (``resume=True``): the finished stages are loaded from the run directory, RL continues from the
-newest intact checkpoint of each group; the chunked programs are the same, so the metrics equal the
-uninterrupted run's bit for bit. A stage is reused only when its files match its manifest
-(``<stage>/checksums.json``, written when the stage finishes), as a checkpoint is: a damaged stage (or one
-without a manifest) is moved to ``corrupt_checkpoints/<stage>-<time>`` with a
-:class:`~purejaxrl_ppo.runs.checkpoint.CorruptCheckpointWarning` and computed again (trained with the
-same key, or copied again from ``sft_from``/``rm_from``), never silently reused.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import io
-import json
-import os
-import shutil
 import time
-import warnings
 import zlib
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from purejaxrl_ppo.analysis.rlhf_plots import SweepPoint, plot_overoptimisation, plot_rlhf_curves
-from purejaxrl_ppo.core.config import ConfigError
-from purejaxrl_ppo.core.rlhf import generate, model, rl, stages
-from purejaxrl_ppo.core.rlhf.config import EOS, NUM_SPECIAL_TOKENS, PAD, RLHFConfig
-from purejaxrl_ppo.core.rlhf.task import Task, gold_score, make_task, sample_prompts
+from purejaxrl_ppo.core.rlhf import generate, rl
+from purejaxrl_ppo.core.rlhf.config import RLHFConfig
+from purejaxrl_ppo.core.rlhf.task import Task, gold_score, sample_prompts
 from purejaxrl_ppo.launch.layout import SeedLayout, seed_layout
-from purejaxrl_ppo.runs import rundir
-from purejaxrl_ppo.runs import sinks as log_sinks
-from purejaxrl_ppo.runs.checkpoint import CHECKSUMS, Checkpointer, CheckpointError, CorruptCheckpointWarning, \
-    verify_manifest, write_manifest
-from purejaxrl_ppo.runs.provenance import machine_description, versions
-from purejaxrl_ppo.runs.rundir import RunDirError
 
 Params = dict
 
-#: Fields that change the model's shape or the task: a reused SFT model must agree on all of them.
-MODEL_FIELDS = ("vocab_size", "prompt_len", "response_len", "d_model", "num_layers", "num_heads", "mlp_ratio",
-                "task_seed", "task_positive", "task_negative", "task_repeat_penalty", "base_mean_length")
-#: A reused reward model must also agree on the preference labels' noise.
-RM_FIELDS = (*MODEL_FIELDS, "bt_scale")
 #: Held-out prompts shown in ``samples.md`` (the first of the evaluation prompts).
 NUM_SAMPLES = 8
-#: Iterations kept by the checkpointer (the newest K).
-KEEP_CHECKPOINTS = 3
-PARAMS_FILE, STAGE_METRICS_FILE = "params.msgpack", "metrics.json"
-CONFIG_JSON = "config.json"
-#: The per-iteration metrics the progress line and the plots use.
-HEADLINE = ("proxy_score", "gold_score", "kl_to_reference")
 
 
 # ----------------------------------------------------------------------------- keys
@@ -112,26 +48,7 @@ def evaluation_key() -> jax.Array:
     return jax.random.fold_in(jax.random.PRNGKey(0), zlib.crc32(b"evaluate"))
 
 
-# ----------------------------------------------------------------------------- reports
-@dataclasses.dataclass(frozen=True)
-class RLProgress:
-    """What ``on_progress`` sees after each compiled chunk of RL iterations (host NumPy arrays).
-
-    group: ``"main"`` or a sweep setting's name; label: its legend label; iterations_done / total_iterations;
-    chunk_metrics: ``{name: [rows, chunk]}`` of this chunk; metrics: ``{name: [rows, iterations_done]}``;
-    run_seconds / compile_seconds: this group's, in this process; rows: seeds (× β of a PPO sweep).
-    """
-
-    group: str
-    label: str
-    iterations_done: int
-    total_iterations: int
-    chunk_metrics: dict[str, np.ndarray]
-    metrics: dict[str, np.ndarray]
-    run_seconds: float
-    compile_seconds: float
-
-
+# ----------------------------------------------------------------------------- groups
 @dataclasses.dataclass(frozen=True)
 class RLGroup:
     """One compiled RL program's rows: a config, β per row and the seed index of each row.
@@ -144,206 +61,40 @@ class RLGroup:
     cfg: RLHFConfig
     kl_coefs: tuple[float, ...]
     seeds: tuple[int, ...]
-    directory: Path
 
     @property
     def rows(self) -> int:
         return len(self.seeds)
 
 
-def rl_groups(cfg: RLHFConfig, out: Path, num_seeds: int, sweep_kl_coefs: tuple[float, ...] = (),
+def rl_groups(cfg: RLHFConfig, num_seeds: int, sweep_kl_coefs: tuple[float, ...] = (),
               sweep_max_kls: tuple[float, ...] = ()) -> list[RLGroup]:
-    """The main run's group, then the PPO β sweep's (if any), then one per TRPO δ."""
+    """The main run's group (``"main"``), then the PPO β sweep's (``"ppo"``, if any), then one per TRPO δ
+    (``"trpo-max_kl-<δ>"``)."""
     seeds = tuple(range(num_seeds))
-    groups = [RLGroup("main", cfg, (cfg.kl_coef,) * num_seeds, seeds, out / "checkpoints")]
+    groups = [RLGroup("main", cfg, (cfg.kl_coef,) * num_seeds, seeds)]
     if sweep_kl_coefs:
         groups.append(RLGroup("ppo", cfg.replace(algo="ppo"), tuple(b for b in sweep_kl_coefs for _ in seeds),
-                              seeds * len(sweep_kl_coefs), out / "sweep_checkpoints" / "ppo"))
+                              seeds * len(sweep_kl_coefs)))
     for delta in sweep_max_kls:
-        name = f"trpo-max_kl-{delta:g}"
-        groups.append(RLGroup(name, cfg.replace(algo="trpo", max_kl=delta), (cfg.kl_coef,) * num_seeds, seeds,
-                              out / "sweep_checkpoints" / name))
+        groups.append(RLGroup(f"trpo-max_kl-{delta:g}", cfg.replace(algo="trpo", max_kl=delta),
+                              (cfg.kl_coef,) * num_seeds, seeds))
     return groups
 
 
-def _setting_label(cfg: RLHFConfig, kl_coef: float) -> str:
+def setting_label(cfg: RLHFConfig, kl_coef: float) -> str:
+    """A setting's legend label: ``PPO β=0.05``, ``TRPO δ=0.02, β=0.05`` (`` (adaptive)`` with an adaptive β)."""
     beta = f"β={kl_coef:g}" + (" (adaptive)" if cfg.adaptive_kl else "")
     return f"PPO {beta}" if cfg.algo == "ppo" else f"TRPO δ={cfg.max_kl:g}, {beta}"
 
 
-# ----------------------------------------------------------------------------- options and reuse
-def _check_options(num_seeds: Any, seed: Any, chunk_iterations: Any, sweep_kl_coefs: Any,
-                   sweep_max_kls: Any) -> dict[str, Any]:
-    def count(name: str, value: Any, low: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ConfigError(f"{name} must be an integer >= {low}, got {value!r}")
-        return int(value)
-
-    def numbers(name: str, values: Any, positive: bool) -> list[float]:
-        values = [float(v) for v in values]
-        bad = [v for v in values if not np.isfinite(v) or (v <= 0 if positive else v < 0)]
-        if bad:
-            raise ConfigError(f"{name} must be {'positive' if positive else 'non-negative'} numbers, got {bad[0]!r}")
-        return values
-
-    return {"num_seeds": count("num_seeds", num_seeds, 1), "seed": count("seed", seed, 0),
-            "chunk_iterations": count("chunk_iterations", chunk_iterations, 1),
-            "sweep_kl_coefs": numbers("sweep_kl_coefs", sweep_kl_coefs, positive=False),
-            "sweep_max_kls": numbers("sweep_max_kls", sweep_max_kls, positive=True)}
-
-
-def _reusable_stage(source: Path, stage: str, cfg: RLHFConfig, fields: tuple[str, ...], flag: str) -> dict[str, Any]:
-    """``{"params": bytes, "metrics": dict, "from": str}`` of ``source/stage``, checked against ``cfg`` and
-    against the stage's manifest where it has one (runs written before manifests existed have none)."""
-    params_path, metrics_path = source / stage / PARAMS_FILE, source / stage / STAGE_METRICS_FILE
-    if not (source / CONFIG_JSON).is_file():
-        raise ConfigError(f"{flag} {source}: not a run directory of `rlhf` (no {source / CONFIG_JSON})")
-    if not (params_path.is_file() and metrics_path.is_file()):
-        raise ConfigError(f"{flag} {source}: its {stage} stage did not finish (no {params_path} or {metrics_path})")
-    if (source / stage / CHECKSUMS).is_file():
-        try:
-            verify_manifest(source / stage)
-        except CheckpointError as err:
-            raise ConfigError(f"{flag} {source}: its {stage} stage is damaged ({err}); it cannot be reused") from None
-    saved = json.loads((source / CONFIG_JSON).read_text())
-    differ = [f"{name} {saved.get(name)!r} there, {getattr(cfg, name)!r} here" for name in fields
-              if saved.get(name) != getattr(cfg, name)]
-    if differ:
-        raise ConfigError(f"{flag} {source}: its {stage} model was trained for a different model or task ("
-                          f"{'; '.join(differ)}); use the same values or drop {flag}")
-    return {"params": params_path.read_bytes(), "metrics": json.loads(metrics_path.read_text()), "from": str(source)}
-
-
-def reused_stages(cfg: RLHFConfig, sft_from: Path | None, rm_from: Path | None) -> dict[str, dict[str, Any]]:
-    """The stages taken from earlier runs: ``{"sft": ..., "rm": ...}`` (either absent), checked (ConfigError)."""
-    reused = {}
-    if rm_from is not None:
-        reused["rm"] = _reusable_stage(Path(rm_from), "rm", cfg, RM_FIELDS, "--rm-from")
-        rm_sft = _reusable_stage(Path(rm_from), "sft", cfg, MODEL_FIELDS, "--rm-from")
-        if sft_from is None:
-            reused["sft"] = rm_sft
-    if sft_from is not None:
-        reused["sft"] = _reusable_stage(Path(sft_from), "sft", cfg, MODEL_FIELDS, "--sft-from")
-        if rm_from is not None and reused["sft"]["params"] != rm_sft["params"]:
-            raise ConfigError(f"--rm-from {rm_from}: its reward model was trained with a different SFT model than "
-                              f"--sft-from {sft_from}; drop --sft-from (the SFT model of --rm-from is used)")
-    return reused
-
-
-# ----------------------------------------------------------------------------- params files
-def save_params(path: Path, params: Params) -> None:
-    """``params`` as flax msgpack at ``path`` (atomically)."""
-    from flax import serialization
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rundir.write_atomic(path, serialization.msgpack_serialize(jax.device_get(params)))
-
-
-def load_params(data: bytes | Path, abstract: Any, what: str) -> Params:
-    """Params read from msgpack bytes (or a file) into the structure, shapes and dtypes of ``abstract``."""
-    from flax import serialization
-
-    raw = data.read_bytes() if isinstance(data, Path) else data
-    try:
-        tree = serialization.msgpack_restore(raw)
-    except Exception as err:  # noqa: BLE001 - any decoding failure means an unusable file
-        raise ConfigError(f"{what} is not a params file ({type(err).__name__})") from None
-    expected = jax.tree_util.tree_structure(abstract)
-    if jax.tree_util.tree_structure(tree) != expected:
-        raise ConfigError(f"{what} holds a different model (its parameter tree differs from this config's)")
-    for leaf, spec in zip(jax.tree_util.tree_leaves(tree), jax.tree_util.tree_leaves(abstract)):
-        if np.shape(leaf) != spec.shape or np.asarray(leaf).dtype != spec.dtype:
-            raise ConfigError(f"{what} holds a different model (a parameter of shape {np.shape(leaf)}, "
-                              f"this config's is {spec.shape})")
-    return jax.tree_util.tree_map(jnp.asarray, tree)
-
-
-# ----------------------------------------------------------------------------- stages 1 and 2
-def _to_json(value: Any) -> Any:
-    value = np.asarray(value)
-    return value.tolist() if value.ndim else value.item()
-
-
-def _run_stage(name: str, out: Path, abstract: Any, reused: dict[str, Any] | None, train: Callable, args: tuple,
-               describe: Callable[[dict], dict], on_stage: Callable[[str, str], None]) -> tuple[Params, dict]:
-    """Load stage ``name`` from ``out/name`` (done before), copy it from ``reused``, or train it (compile, run, save).
-
-    ``train`` is a jitted stage function and ``args`` its arguments; ``describe`` turns its metrics into the
-    JSON written to ``out/name/metrics.json`` (after the params file: the stage is done once that exists).
-    Returns the params and that JSON.
-    """
-    directory = out / name
-    params_path, metrics_path = directory / PARAMS_FILE, directory / STAGE_METRICS_FILE
-    if (directory / CHECKSUMS).is_file():  # verified by quarantine_damaged_stages before the lock's work began
-        on_stage(name, "done earlier in this run directory; loaded")
-        return load_params(params_path, abstract, str(params_path)), json.loads(metrics_path.read_text())
-    if reused is not None:
-        params = load_params(reused["params"], abstract, f"{reused['from']}/{name}/{PARAMS_FILE}")
-        metrics = {**reused["metrics"], "reused_from": reused["from"]}
-        directory.mkdir(parents=True, exist_ok=True)
-        rundir.write_atomic(params_path, reused["params"])
-        rundir.write_atomic(metrics_path, (json.dumps(metrics, indent=2) + "\n").encode())
-        write_manifest(directory)  # last: the stage is done
-        on_stage(name, f"reused from {reused['from']}")
-        return params, metrics
-    on_stage(name, "compiling ...")
-    start = time.perf_counter()
-    compiled = train.lower(*args).compile()
-    compile_seconds = time.perf_counter() - start
-    on_stage(name, f"training ({compile_seconds:.1f} s to compile) ...")
-    start = time.perf_counter()
-    params, raw = jax.block_until_ready(compiled(*args[1:]))  # the config is static, not an argument
-    run_seconds = time.perf_counter() - start
-    metrics = {**describe(jax.device_get(raw)), "compile_seconds": compile_seconds, "run_seconds": run_seconds,
-               "reused_from": None}
-    save_params(params_path, params)
-    rundir.write_atomic(metrics_path, (json.dumps(metrics, indent=2) + "\n").encode())
-    write_manifest(directory)  # last: the stage is done, and its files are checked before any reuse
-    on_stage(name, f"done in {run_seconds:.1f} s")
-    return params, metrics
-
-
-STAGES = ("sft", "rm")
-
-
-def quarantine_damaged_stages(out: Path) -> list[str]:
-    """Check each finished stage of ``out`` against its manifest; move a damaged one (or one without a manifest
-    whose files are there: it cannot be trusted) to ``out/corrupt_checkpoints/<stage>-<time>`` with a
-    :class:`CorruptCheckpointWarning`, so that it is computed again. A stage stopped before its files were
-    written is simply done again. Returns the stages moved."""
-    moved = []
-    for name in STAGES:
-        directory = out / name
-        if not directory.is_dir():
-            continue
-        if not (directory / CHECKSUMS).is_file() and not (directory / STAGE_METRICS_FILE).is_file():
-            continue  # stopped while training or saving it: done again, as before
-        try:
-            verify_manifest(directory)
-            continue
-        except CheckpointError as err:
-            problem = str(err)
-        quarantine = out / "corrupt_checkpoints"
-        quarantine.mkdir(parents=True, exist_ok=True)
-        target = quarantine / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        while target.exists():
-            target = target.with_name(target.name + "-1")
-        shutil.move(str(directory), str(target))
-        warnings.warn(f"stage {name} is unusable: {problem}; moved it to {target} and computing it again",
-                      CorruptCheckpointWarning, stacklevel=2)
-        moved.append(name)
-    return moved
-
-
-def _describe_sft(raw: dict) -> dict:
-    return {"heldout_loss": float(raw["heldout_loss"]), "base_entropy": float(raw["base_entropy"]),
-            "loss": _to_json(raw["loss"])}
-
-
-def _describe_rm(raw: dict) -> dict:
-    scalars = ("heldout_accuracy", "heldout_gold_accuracy", "raw_score_mean", "raw_score_std")
-    return {**{k: float(raw[k]) for k in scalars if k in raw}, "loss": _to_json(raw["loss"]),
-            "accuracy": _to_json(raw["accuracy"])}
+def group_label(group: RLGroup) -> str:
+    """A group's label in progress lines: its setting's, or the β values of a PPO β sweep."""
+    if group.name == "main":
+        return setting_label(group.cfg, group.cfg.kl_coef)
+    if group.cfg.algo == "ppo" and len(set(group.kl_coefs)) > 1:
+        return "PPO β sweep (" + ", ".join(f"{b:g}" for b in dict.fromkeys(group.kl_coefs)) + ")"
+    return setting_label(group.cfg, group.kl_coefs[0])
 
 
 # ----------------------------------------------------------------------------- evaluation
@@ -384,7 +135,7 @@ class Evaluator:
         return {k: np.asarray(v) for k, v in out.items()}
 
 
-# ----------------------------------------------------------------------------- stage 3
+# ----------------------------------------------------------------------------- RL in chunks
 def _init_rows(cfg: RLHFConfig, ref_params: Params, rm_params: Params, keys: jax.Array, kl_coefs: jax.Array):
     return jax.vmap(lambda k, b: rl.rl_init(cfg, ref_params, rm_params, k, kl_coef=b))(keys, kl_coefs)
 
@@ -401,395 +152,55 @@ def iteration_plan(num_iterations: int, chunk_iterations: int) -> list[int]:
 
 
 @dataclasses.dataclass
-class GroupResult:
-    """A trained group: the final states (placed by ``layout``), metrics ``{name: [rows, iterations]}``, timings
-    (summed over every process that worked on it) and the iterations this process ran."""
+class RLGroupPrograms:
+    """One RL group's compiled programs over its rows (:class:`~purejaxrl_ppo.launch.chunked.Programs`, run by
+    :func:`~purejaxrl_ppo.launch.chunked.run_chunks`): states :class:`~purejaxrl_ppo.core.rlhf.rl.RLState`
+    ``[rows, ...]`` placed by :attr:`layout`, metrics ``{name: [rows, iterations]}``.
+
+    Row ``r`` starts from RL seed ``group.seeds[r]``'s key (:func:`seed_keys`) with ``β = group.kl_coefs[r]``.
+    """
 
     group: RLGroup
-    layout: SeedLayout
-    states: rl.RLState
-    metrics: dict[str, np.ndarray]
-    compile_seconds: float
-    run_seconds: float
-    iterations_run: int
-    tokens_per_second: float | None = None
+    task: Task
+    ref_params: Params
+    rm_params: Params
+    seed: int
+    layout: SeedLayout = dataclasses.field(init=False)
 
+    def __post_init__(self) -> None:
+        self.layout = seed_layout(self.group.rows)
+        self._init = jax.jit(functools.partial(_init_rows, self.group.cfg))
+        self._chunks: dict[int, Any] = {}
 
-def _restore(checkpointer: Checkpointer, abstract: Any, meta: dict[str, Any], plan: list[int]):
-    restored = checkpointer.restore_latest(abstract)
-    if restored is None:
-        return None
-    for name in ("config", "kl_coefs", "seeds", "seed", "plan"):
-        if restored.meta.get(name) != meta[name]:
-            raise RunDirError(f"checkpoint {checkpointer.directory / str(restored.step)} was written with a "
-                              f"different {name} than this run ({restored.meta.get(name)!r} vs {meta[name]!r})")
-    if restored.step not in np.cumsum([0, *plan]):
-        raise RunDirError(f"checkpoint {checkpointer.directory / str(restored.step)} is not at a chunk boundary of "
-                          f"the plan {plan}")
-    return restored
+    def _init_args(self) -> tuple[Any, ...]:
+        keys = seed_keys(self.seed, max(self.group.seeds) + 1)[jnp.asarray(self.group.seeds)]
+        return self.ref_params, self.rm_params, keys, jnp.asarray(self.group.kl_coefs, jnp.float32)
 
+    def abstract_state(self) -> Any:
+        """``ShapeDtypeStruct`` tree of the ``[rows, ...]`` state (to restore a checkpoint into)."""
+        return jax.eval_shape(self._init, *self._init_args())
 
-def train_group(group: RLGroup, task: Task, ref_params: Params, rm_params: Params, *, seed: int,
-                chunk_iterations: int, resume: bool, on_chunk: Callable[[RLProgress], None],
-                on_stage: Callable[[str, str], None]) -> GroupResult:
-    """RL for one group's rows in chunks of ``chunk_iterations``, a checkpoint after each chunk.
+    def init(self) -> rl.RLState:
+        """Fresh states of every row, placed."""
+        return self.layout.put(self._init(*self._init_args()))
 
-    With ``resume``, continues from the newest intact checkpoint in ``group.directory`` (its config, β,
-    seeds and plan must match). ``on_chunk`` gets an :class:`RLProgress` after each chunk and its
-    checkpoint.
-    """
-    cfg = group.cfg
-    layout = seed_layout(group.rows)
-    keys = seed_keys(seed, max(group.seeds) + 1)[jnp.asarray(group.seeds)]
-    kl_coefs = jnp.asarray(group.kl_coefs, jnp.float32)
-    init = jax.jit(functools.partial(_init_rows, cfg))
-    plan = iteration_plan(cfg.num_iterations, chunk_iterations)
-    meta = {"config": cfg.to_dict(), "group": group.name, "kl_coefs": list(group.kl_coefs),
-            "seeds": list(group.seeds), "seed": seed, "plan": plan}
-    checkpointer = Checkpointer(group.directory, keep=KEEP_CHECKPOINTS)
-    try:
-        restored = _restore(checkpointer, jax.eval_shape(init, ref_params, rm_params, keys, kl_coefs), meta, plan) \
-            if resume else None
-        if restored is None:
-            state = init(ref_params, rm_params, keys, kl_coefs)
-            names = jax.eval_shape(functools.partial(_chunk_one, cfg, 1), jax.tree_util.tree_map(lambda x: x[0], state),
-                                   task, ref_params, rm_params)[1]
-            history = {k: np.zeros((group.rows, 0), v.dtype) for k, v in names.items()}
-            done, timing = 0, {"compile_seconds": 0.0, "run_seconds": 0.0}
-        else:
-            state, history, done = restored.state, restored.history, restored.step
-            timing = restored.meta.get("timing", {"compile_seconds": 0.0, "run_seconds": 0.0})
-            on_stage(f"rl:{group.name}", f"resumed at iteration {done}")
-        states = layout.put(state)
-        programs: dict[int, Any] = {}
-        compile_seconds = run_seconds = tokens = 0.0
-        iterations_run = 0
-        index = int(np.searchsorted(np.cumsum([0, *plan]), done))
-        for size in plan[index:]:
-            if size not in programs:
-                on_stage(f"rl:{group.name}", f"compiling {size} iterations ...")
-                start = time.perf_counter()
-                mapped = layout.map(functools.partial(_chunk_one, cfg, size), donate=True)
-                programs[size] = mapped.lower(states, task, ref_params, rm_params).compile()
-                compile_seconds += time.perf_counter() - start
-            start = time.perf_counter()
-            states, chunk = programs[size](states, task, ref_params, rm_params)
-            chunk = {k: np.asarray(v) for k, v in jax.device_get(layout.take(chunk)).items()}
-            run_seconds += time.perf_counter() - start
-            tokens += float(chunk["response_length"].sum()) * cfg.rollout_batch  # valid tokens, EOS included
-            done += size
-            iterations_run += size
-            history = {k: np.concatenate([history[k], chunk[k]], axis=1) for k in history}
-            now = {"compile_seconds": timing["compile_seconds"] + compile_seconds,
-                   "run_seconds": timing["run_seconds"] + run_seconds}
-            checkpointer.save(done, layout.take(states), history, {**meta, "timing": now})
-            on_chunk(RLProgress(group.name, _group_label(group), done, cfg.num_iterations, chunk, history,
-                                run_seconds, compile_seconds))
-    finally:
-        checkpointer.close()
-    return GroupResult(group, layout, states, history, timing["compile_seconds"] + compile_seconds,
-                       timing["run_seconds"] + run_seconds, iterations_run,
-                       tokens / run_seconds if run_seconds > 0 else None)
+    def compile(self, sizes: Sequence[int], fresh: bool) -> None:
+        """Compile the chunk program of each of ``sizes`` iterations (the init program compiles on first use)."""
+        placed = self.layout.abstract(self.abstract_state())
+        for size in sizes:
+            if size not in self._chunks:
+                mapped = self.layout.map(functools.partial(_chunk_one, self.group.cfg, size), donate=True)
+                self._chunks[size] = mapped.lower(placed, self.task, self.ref_params, self.rm_params).compile()
 
+    def chunk(self, size: int, state: rl.RLState, first_update: int) -> tuple[rl.RLState, dict[str, Any]]:
+        """``size`` iterations of the placed ``state`` (donated)."""
+        return self._chunks[size](state, self.task, self.ref_params, self.rm_params)
 
-def _group_label(group: RLGroup) -> str:
-    if group.name == "main":
-        return _setting_label(group.cfg, group.cfg.kl_coef)
-    if group.cfg.algo == "ppo" and len(set(group.kl_coefs)) > 1:
-        return "PPO β sweep (" + ", ".join(f"{b:g}" for b in dict.fromkeys(group.kl_coefs)) + ")"
-    return _setting_label(group.cfg, group.kl_coefs[0])
+    def put(self, state: Any) -> Any:
+        return self.layout.put(state)
 
+    def take(self, tree: Any) -> Any:
+        return self.layout.take(tree)
 
-def group_points(result: GroupResult) -> list[tuple[str, RLHFConfig, float, np.ndarray]]:
-    """The settings of a group: ``(label, cfg, β, row indices)`` (a PPO sweep has one per β)."""
-    betas = np.asarray(result.group.kl_coefs)
-    return [(_setting_label(result.group.cfg, float(b)), result.group.cfg, float(b), np.flatnonzero(betas == b))
-            for b in dict.fromkeys(result.group.kl_coefs)]
-
-
-# ----------------------------------------------------------------------------- samples.md
-def render_tokens(tokens: np.ndarray, sentiment: np.ndarray) -> str:
-    """Tokens as text: content token t as a letter (2 -> a, 3 -> b, ...; ``t<id>`` past z) marked ``+``/``-``
-    by the lexicon's sentiment, EOS as ``</s>``, PAD dropped."""
-    words = []
-    for t in np.asarray(tokens).tolist():
-        if t == PAD:
-            continue
-        if t == EOS:
-            words.append("</s>")
-            continue
-        c = t - NUM_SPECIAL_TOKENS
-        word = chr(ord("a") + c) if c < 26 else f"t{t}"
-        mark = sentiment[t]
-        words.append(word + ("+" if mark > 0 else "-" if mark < 0 else ""))
-    return " ".join(words)
-
-
-def samples_markdown(prompts: np.ndarray, before: dict[str, np.ndarray], after: dict[str, np.ndarray],
-                     sentiment: np.ndarray, after_label: str) -> str:
-    """``samples.md``: for each prompt ``[k, P]``, the SFT and the RL policy's response with gold and proxy score.
-
-    before/after: ``{"sample_responses": [k, L], "sample_gold": [k], "sample_proxy": [k]}`` of one policy.
-    """
-    lines = [
-        "# Sample generations before and after RL", "",
-        ("Held-out prompts (the first of the fixed evaluation prompts), one sampled response each. Tokens: content "
-         "token 2 = `a`, 3 = `b`, ...; `+`/`-` mark the lexicon's positive/negative tokens (the gold score is their "
-         "mean, minus a penalty for adjacent repeats); `</s>` = EOS. *gold*: the hidden gold score; *proxy*: the "
-         "reward model's normalised score."), "",
-    ]
-    for i, prompt in enumerate(np.asarray(prompts)):
-        lines += [f"## Prompt {i + 1}: `{render_tokens(prompt, sentiment)}`", "",
-                  "| policy | response | gold | proxy |", "|---|---|---:|---:|"]
-        for label, result in (("SFT (before RL)", before), (after_label, after)):
-            text = render_tokens(result["sample_responses"][i], sentiment)
-            lines.append(f"| {label} | `{text}` | {result['sample_gold'][i]:.3f} | {result['sample_proxy'][i]:.3f} |")
-        lines.append("")
-    return "\n".join(lines)
-
-
-# ----------------------------------------------------------------------------- the run
-def _median(values: np.ndarray) -> float:
-    return float(np.median(np.asarray(values, np.float64)))
-
-
-def _write_json(path: Path, value: Any) -> None:
-    rundir.write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
-
-
-def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    rundir.write_atomic(path, buffer.getvalue())
-
-
-def _write_plot(path: Path, draw: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    draw(tmp)
-    os.replace(tmp, path)
-
-
-def load_rlhf_run(run_dir: Path) -> tuple[RLHFConfig, dict[str, Any]]:
-    """The config and run options (``num_seeds``, ``seed``, ``chunk_iterations``, sweeps, ``sft_from``,
-    ``rm_from``) of an ``rlhf`` run directory, to resume it."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise RunDirError(f"cannot resume: run directory {run_dir} does not exist")
-    missing = [n for n in (CONFIG_JSON, rundir.RUN_FILE) if not (run_dir / n).is_file()]
-    if missing:
-        raise RunDirError(f"cannot resume {run_dir}: it has no {' or '.join(missing)} (not an `rlhf` run directory, "
-                          "or stopped before it started)")
-    cfg = RLHFConfig(**json.loads((run_dir / CONFIG_JSON).read_text()))
-    options = json.loads((run_dir / rundir.RUN_FILE).read_text()).get("options", {})
-    return cfg, options
-
-
-def run_rlhf(cfg: RLHFConfig, out: Path, *, num_seeds: int = 4, seed: int = 0, sft_from: Path | None = None,
-             rm_from: Path | None = None, chunk_iterations: int = 10, overwrite: bool = False, resume: bool = False,
-             sweep_kl_coefs: tuple[float, ...] = (), sweep_max_kls: tuple[float, ...] = (),
-             on_progress: Callable[[RLProgress], None] | None = None,
-             on_stage: Callable[[str, str], None] | None = None, command: str = "") -> dict[str, Any]:
-    """Run the three stages in ``out`` and write its files (see the module docstring); returns the summary.
-
-    A new run refuses a non-empty ``out`` unless ``overwrite`` (which removes only what ``rlhf`` writes).
-    ``resume=True`` continues the run in ``out``: ``cfg`` and the options must equal the saved ones
-    (:func:`load_rlhf_run` reads them); a finished run with intact files is returned as it is.
-    ``on_stage(stage, message)`` reports stage events ("sft", "rm", "rl:<group>", "evaluate", "write");
-    ``on_progress`` gets an :class:`RLProgress` after every RL chunk. Raises :class:`ConfigError` (one line)
-    for bad options, an unusable ``sft_from``/``rm_from`` or run directory.
-    """
-    wall_start = time.perf_counter()
-    out = Path(out)
-    options = _check_options(num_seeds, seed, chunk_iterations, sweep_kl_coefs, sweep_max_kls)
-    options.update(sft_from=None if sft_from is None else str(sft_from),
-                   rm_from=None if rm_from is None else str(rm_from))
-    on_stage = on_stage or (lambda stage, message: None)
-    on_progress = on_progress or (lambda report: None)
-    reused: dict[str, dict[str, Any]] = {}
-    if resume:
-        if overwrite:
-            raise ConfigError("--resume continues a run; --overwrite starts one afresh: give one of them")
-        saved_cfg, saved_options = load_rlhf_run(out)
-        if saved_cfg != cfg or saved_options != options:
-            differ = [k for k in cfg.to_dict() if saved_cfg.to_dict()[k] != cfg.to_dict()[k]]
-            differ += [k for k in options if saved_options.get(k) != options[k]]
-            raise RunDirError(f"cannot resume {out} with a different config or options ({', '.join(differ)}); "
-                              f"resume with the saved ones (load_rlhf_run) or start a new run")
-        if rundir.finished_problem(out) is None:
-            on_stage("done", f"{out} has finished and its files are intact; nothing to do")
-            return json.loads((out / "summary.json").read_text())
-    else:
-        reused = reused_stages(cfg, sft_from, rm_from)  # checked before anything is written
-    with rundir.disk_errors(out):  # a full or read-only disk: one line, not a traceback
-        if out.exists() and not out.is_dir():
-            raise RunDirError(f"run directory {out} is a file; choose another --out")
-        out.mkdir(parents=True, exist_ok=True)
-        with rundir.locked(out, command):
-            now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-            if resume:
-                info = json.loads((out / rundir.RUN_FILE).read_text())
-                info["commands"] = [*info.get("commands", []), {"command": command, "time": now, "resumed": True,
-                                                                "versions": versions()}]
-                (out / rundir.COMPLETE_FILE).unlink(missing_ok=True)
-                quarantine_damaged_stages(out)
-                if not all((out / stage / CHECKSUMS).is_file() for stage in STAGES):
-                    reused = reused_stages(cfg, sft_from, rm_from)  # a stage still to do may come from elsewhere
-            else:
-                rundir.prepare_new(out, overwrite, rundir.RLHF_OWNED)
-                _write_json(out / CONFIG_JSON, cfg.to_dict())
-                info = {"created": now, "algo_name": RLHFConfig.algo_name, "options": options, "versions": versions(),
-                        "machine": machine_description(), rundir.COMPLETE_FILE: True,
-                        "commands": [{"command": command, "time": now, "resumed": False}]}
-            _write_json(out / rundir.RUN_FILE, info)
-            return _run_locked(cfg, out, options, reused, resume, command, on_progress, on_stage, wall_start)
-
-
-def _run_locked(cfg: RLHFConfig, out: Path, options: dict[str, Any], reused: dict[str, dict[str, Any]],
-                resume: bool, command: str, on_progress: Callable, on_stage: Callable, wall_start: float
-                ) -> dict[str, Any]:
-    """The body of :func:`run_rlhf`, holding the run directory's lock."""
-    task = make_task(cfg)
-    seed, num_seeds = options["seed"], options["num_seeds"]
-    lm_shape = jax.eval_shape(lambda key: model.init_lm(key, cfg), jax.random.PRNGKey(0))
-    rm_shape = jax.eval_shape(lambda key: model.init_scalar_model(key, cfg), jax.random.PRNGKey(0))
-    sft_params, sft = _run_stage("sft", out, lm_shape, reused.get("sft"), stages.train_sft,
-                                 (cfg, task, stage_key(seed, "sft")), _describe_sft, on_stage)
-    rm_params, rm = _run_stage("rm", out, rm_shape, reused.get("rm"), stages.train_rm,
-                               (cfg, task, sft_params, stage_key(seed, "rm")), _describe_rm, on_stage)
-
-    evaluator = Evaluator(cfg, task, sft_params, rm_params)
-    groups = rl_groups(cfg, out, num_seeds, options["sweep_kl_coefs"], options["sweep_max_kls"])
-    main_layout = seed_layout(num_seeds)
-    on_stage("evaluate", "the SFT policy (before RL) ...")
-    initial = evaluator(main_layout, main_layout.put(
-        jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (num_seeds, *x.shape)), sft_params)))
-
-    sinks = [log_sinks.CSVSink(out, cfg.rollout_batch), log_sinks.JSONLSink(out, cfg.rollout_batch)]
-    logged = 0
-
-    def with_responses(metrics: dict[str, np.ndarray], first: int) -> dict[str, np.ndarray]:
-        n = next(iter(metrics.values())).shape[1] if metrics else 0
-        responses = (first + np.arange(1, n + 1)) * cfg.rollout_batch
-        return {**metrics, "env_steps": np.broadcast_to(responses, (num_seeds, n)).copy()}
-
-    def log_until(metrics: dict[str, np.ndarray], done: int) -> None:
-        """Write the main run's iterations ``logged .. done`` to the logs (a resume rewrites them from 0)."""
-        nonlocal logged
-        if done > logged:
-            chunk = {k: v[:, logged:done] for k, v in metrics.items()}
-            for sink in sinks:
-                sink.write(with_responses(chunk, logged))
-            logged = done
-
-    def after_chunk(report: RLProgress) -> None:
-        if report.group == "main":
-            log_until(report.metrics, report.iterations_done)
-            bad = sorted(k for k, v in report.chunk_metrics.items() if not np.all(np.isfinite(v)))
-            if bad:
-                on_stage("rl:main", f"warning: non-finite {', '.join(bad)} by iteration {report.iterations_done}")
-        on_progress(report)
-
-    results: list[GroupResult] = []
-    finals: list[dict[str, np.ndarray]] = []
-    try:
-        for group in groups:
-            result = train_group(group, task, sft_params, rm_params, seed=seed,
-                                 chunk_iterations=options["chunk_iterations"], resume=resume, on_chunk=after_chunk,
-                                 on_stage=on_stage)
-            if group.name == "main":  # RL had finished before this process: the logs from the checkpoint
-                log_until(result.metrics, cfg.num_iterations)
-            on_stage("evaluate", f"{_group_label(group)} after RL ...")
-            finals.append(evaluator(result.layout, result.states.policy))
-            result.states = None  # free the group's device buffers before the next one
-            results.append(result)
-    finally:
-        for sink in sinks:
-            sink.close()
-
-    on_stage("write", "summary, samples and plots ...")
-    return _write_outputs(cfg, out, options, command, sft, rm, evaluator, initial, results, finals, wall_start)
-
-
-def _write_outputs(cfg, out, options, command, sft, rm, evaluator, initial, results, finals, wall_start) -> dict:
-    """Every final file, then ``complete.json`` (names and SHA-256) last; returns the summary."""
-    main, final = results[0], finals[0]
-    scalar_names = ("gold_score", "proxy_score", "kl_to_reference")
-    per_seed = {**{f"{k}_initial": initial[k].tolist() for k in scalar_names},
-                **{k: final[k].tolist() for k in scalar_names}}
-    if main.metrics["kl_coef"].shape[1]:
-        per_seed["final_kl_coef"] = main.metrics["kl_coef"][:, -1].tolist()
-
-    def stage_timing(metrics: dict) -> dict:  # a reused stage cost this run nothing
-        reused = metrics.get("reused_from")
-        return {"compile_seconds": 0.0 if reused else metrics["compile_seconds"],
-                "run_seconds": 0.0 if reused else metrics["run_seconds"], "reused_from": reused}
-
-    timings = {
-        "sft": stage_timing(sft),
-        "rm": stage_timing(rm),
-        "rl": {"compile_seconds": main.compile_seconds, "run_seconds": main.run_seconds},
-        "sweep": {"compile_seconds": sum(r.compile_seconds for r in results[1:]),
-                  "run_seconds": sum(r.run_seconds for r in results[1:])},
-        "evaluate": {"compile_seconds": evaluator.compile_seconds, "run_seconds": evaluator.run_seconds},
-    }
-    summary = {
-        "algo": cfg.algo, "kl_coef": cfg.kl_coef, "max_kl": cfg.max_kl if cfg.algo == "trpo" else None,
-        "adaptive_kl": cfg.adaptive_kl, "num_seeds": options["num_seeds"], "seed": options["seed"],
-        "num_iterations": cfg.num_iterations,
-        "sft_loss": float(sft["heldout_loss"]), "sft_entropy_floor": float(sft["base_entropy"]),
-        "rm_accuracy": float(rm["heldout_accuracy"]), "rm_gold_accuracy": float(rm["heldout_gold_accuracy"]),
-        **{f"{k}_initial": _median(initial[k]) for k in scalar_names},
-        **{k: _median(final[k]) for k in scalar_names},
-        "per_seed": per_seed,
-        "stages": timings,
-        "compile_seconds": float(sum(t["compile_seconds"] for t in timings.values())),
-        "run_seconds": float(sum(t["run_seconds"] for t in timings.values())),
-        "wall_seconds": time.perf_counter() - wall_start,
-        "rl_response_tokens_per_second": main.tokens_per_second,
-        "sweep": [label for r in results[1:] for label, *_ in group_points(r)],
-        "config": cfg.to_dict(),
-        "command": command,
-    }
-    files: dict[str, Path] = {}
-    files["metrics"] = out / "metrics.npz"
-    responses = np.broadcast_to(np.arange(1, cfg.num_iterations + 1) * cfg.rollout_batch,
-                                (options["num_seeds"], cfg.num_iterations))
-    _write_npz(files["metrics"], {**main.metrics, "responses": responses})
-    files["summary"] = out / "summary.json"
-    _write_json(files["summary"], summary)
-    files["samples"] = out / "samples.md"
-    after_label = f"{_setting_label(cfg, cfg.kl_coef)}, seed 0 (after RL)"
-    prompts = np.asarray(evaluator.prompts)[: evaluator.num_samples]
-    before, after = ({k: v[0] for k, v in r.items() if k.startswith("sample_")} for r in (initial, final))  # seed 0
-    rundir.write_atomic(files["samples"], samples_markdown(prompts, before, after, np.asarray(make_task(cfg).sentiment),
-                                                           after_label).encode())
-    title = f"RLHF {_setting_label(cfg, cfg.kl_coef)}: {options['num_seeds']} seeds"
-    files["curves"] = out / "rlhf_curves.png"
-    _write_plot(files["curves"], lambda p: plot_rlhf_curves(main.metrics, p, title=title))
-
-    points, sweep = [], []
-    for result, evaluation in zip(results, finals):
-        for label, group_cfg, beta, rows in group_points(result):
-            label = label + (" (this run)" if result.group.name == "main" else "")
-            point = SweepPoint(label, evaluation["kl_to_reference"][rows], evaluation["gold_score"][rows],
-                               evaluation["proxy_score"][rows])
-            points.append(point)
-            sweep.append({"label": label, "algo": group_cfg.algo, "kl_coef": beta,
-                          "max_kl": group_cfg.max_kl if group_cfg.algo == "trpo" else None,
-                          **{k: _median(evaluation[k][rows]) for k in scalar_names},
-                          "per_seed": {k: evaluation[k][rows].tolist() for k in scalar_names}})
-    trajectory = {k: main.metrics[k] for k in HEADLINE}
-    files["overoptimisation"] = out / "overoptimisation.png"
-    _write_plot(files["overoptimisation"], lambda p: plot_overoptimisation(
-        trajectory, points, p, trajectory_label=f"{_setting_label(cfg, cfg.kl_coef)} (median over seeds)"))
-    if len(results) > 1:
-        files["sweep"] = out / "sweep.json"
-        _write_json(files["sweep"], {"initial": {k: _median(initial[k]) for k in scalar_names}, "settings": sweep})
-        files["sweep_metrics"] = out / "sweep_metrics.npz"
-        _write_npz(files["sweep_metrics"], {f"{r.group.name}/{k}": v for r in results[1:] for k, v in r.metrics.items()}
-                   | {f"{r.group.name}/kl_coefs": np.asarray(r.group.kl_coefs) for r in results[1:]})
-    names = [str(p.relative_to(out)) for p in files.values()]
-    names += [f"{stage}/{name}" for stage in STAGES for name in (PARAMS_FILE, STAGE_METRICS_FILE, CHECKSUMS)]
-    rundir.mark_complete(out, (*names, *rundir.logs_present(out)))
-    return summary
-
+    def host(self, tree: Any) -> Any:
+        return {k: np.asarray(v) for k, v in jax.device_get(self.layout.take(tree)).items()}

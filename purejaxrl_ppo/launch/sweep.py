@@ -26,7 +26,7 @@ The seed axis is sharded over the devices like every other multi-seed program
 from the shared compile cache (:func:`~purejaxrl_ppo.launch.programs.sweep_program`).
 
 The same grid also trains in chunks, durably, in a run directory (``python -m purejaxrl_ppo sweep``;
-:func:`~purejaxrl_ppo.runs.durable.train_durable` with ``kind="sweep"``): :func:`grid_programs` gives the
+:func:`~purejaxrl_ppo.driver.control.train_durable` with ``kind="sweep"``): :func:`grid_programs` gives the
 chunked runner the grid's programs (:class:`~purejaxrl_ppo.launch.programs.GridPrograms`), the same
 per-point, per-seed computation as :func:`sweep`, so each point's metrics equal :func:`sweep`'s bit for bit
 (``tests/launch/test_sweep_cli.py``).

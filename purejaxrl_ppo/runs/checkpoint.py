@@ -34,7 +34,7 @@ from typing import Any, NamedTuple
 import jax
 import numpy as np
 
-from purejaxrl_ppo.launch.layout import is_key
+from purejaxrl_ppo.core.types import is_key
 from purejaxrl_ppo.runs.rundir import RunDirError, sha256_file, write_atomic
 
 CHECKSUMS = "checksums.json"

@@ -1,7 +1,7 @@
 """What each entry of a run directory holds: the one description the documentation's tables come from.
 
-:data:`TRAIN_RUN_FILES` describes a ``train`` run (:func:`~purejaxrl_ppo.runs.durable.train_durable`),
-:data:`RLHF_RUN_FILES` an ``rlhf`` run (:func:`~purejaxrl_ppo.launch.rlhf.run_rlhf`): entry name (a folder
+:data:`TRAIN_RUN_FILES` describes a ``train`` run (:func:`~purejaxrl_ppo.driver.control.train_durable`),
+:data:`RLHF_RUN_FILES` an ``rlhf`` run (:func:`~purejaxrl_ppo.driver.rlhf.run_rlhf`): entry name (a folder
 ends in ``/``) -> what it holds. :func:`markdown_table` renders one for the docs (``docs/conf.py`` writes
 them into the pages at every build). ``tests/cli/test_run_dir_docs.py`` checks the names against
 :data:`~purejaxrl_ppo.runs.rundir.OWNED` and :data:`~purejaxrl_ppo.runs.rundir.RLHF_OWNED` (what

@@ -22,7 +22,6 @@ and renamed, and the marker last, so a crash while finishing never looks finishe
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import errno
 import fcntl
 import hashlib
@@ -45,7 +44,7 @@ CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
 COMPLETE_FILE = "complete.json"
 LOCK_FILE = ".lock"
-#: The files a finished run has (written by :func:`purejaxrl_ppo.runs.durable.save_run`).
+#: The files a finished run has (written by :func:`purejaxrl_ppo.driver.outputs.save_run`).
 FINAL_FILES = ("metrics.npz", "summary.json", "config.json", "policy.msgpack", "learning_curve.png")
 #: The per-update logs (:mod:`purejaxrl_ppo.runs.sinks`); ``complete.json`` covers those a run wrote.
 LOG_FILES = ("metrics.csv", "metrics_aggregate.csv", "metrics.jsonl")
@@ -57,7 +56,7 @@ OWNED = (
 
 
 #: Everything ``python -m purejaxrl_ppo rlhf`` writes into its run directory (``--overwrite`` removes exactly these;
-#: see :mod:`purejaxrl_ppo.launch.rlhf`).
+#: see :mod:`purejaxrl_ppo.driver.rlhf`).
 RLHF_OWNED = (
     RUN_FILE, COMPLETE_FILE, "config.json", "checkpoints", "sweep_checkpoints", "corrupt_checkpoints", "sft", "rm",
     "metrics.csv", "metrics_aggregate.csv", "metrics.jsonl", "metrics.npz", "summary.json", "samples.md",
@@ -91,26 +90,6 @@ def _pid_alive(pid: int) -> bool:
 def _describe(holder: dict[str, Any]) -> str:
     return (f"pid {holder.get('pid', '?')} on host {holder.get('host', '?')} "
             f"(since {holder.get('since', '?')}: {holder.get('command', '?')})")
-
-
-#: The locks :func:`locked` blocks leave held until :func:`keep_locks` ends (``None`` outside it).
-_KEPT: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar("kept_locks", default=None)
-
-
-@contextlib.contextmanager
-def keep_locks() -> Iterator[None]:
-    """Inside this block, a :func:`locked` block that ends without an error keeps its lock until this block ends.
-
-    A command that finishes a run after the driver returns (its final files, ``complete.json`` last) stays the
-    run directory's one writer until it is done: a ``--resume`` or ``--overwrite`` arriving meanwhile is refused
-    instead of mixing its files with the finished run's.
-    """
-    with contextlib.ExitStack() as held:
-        token = _KEPT.set(held)
-        try:
-            yield
-        finally:
-            _KEPT.reset(token)
 
 
 def _open_lock(run_dir: Path, path: Path) -> int:
@@ -148,7 +127,6 @@ def locked(run_dir: Path, command: str = "") -> Iterator[None]:
     (and said so). A second writer gets a :class:`RunDirError` naming the holder.
     Where the file system has no ``flock`` (some network mounts), the pid/host in
     the file decide: a live holder on this host, or any holder on another host, blocks.
-    Inside :func:`keep_locks`, a block that ends without an error leaves the lock held until that ends.
     """
     path = run_dir / LOCK_FILE
     fd = _open_lock(run_dir, path)
@@ -159,14 +137,8 @@ def locked(run_dir: Path, command: str = "") -> Iterator[None]:
         raise
     try:
         yield
-    except BaseException:
+    finally:
         _release(fd)
-        raise
-    kept = _KEPT.get()
-    if kept is None:
-        _release(fd)
-    else:
-        kept.callback(_release, fd)
 
 
 def _acquire(fd: int, run_dir: Path, path: Path, command: str) -> None:

@@ -98,7 +98,7 @@ def committed_steps(run_dir: Path) -> list[int]:
     return sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit()) if directory.is_dir() else []
 
 
-@pytest.mark.heavy  # in CI: tests/runs/test_faults.py (two real SIGKILLs and every kill point in-process)
+@pytest.mark.heavy  # in CI: tests/driver/test_faults.py (two real SIGKILLs and every kill point in-process)
 def test_resume_after_sigkill_equals_uninterrupted_run(tmp_path: Path):
     import signal
     import time

@@ -11,7 +11,7 @@ import pytest
 import purejaxrl_ppo as pjp
 from helpers import leaves_equal
 from purejaxrl_ppo.cli.commands import main
-from purejaxrl_ppo.runs.durable import train_durable
+from purejaxrl_ppo.driver import train_durable
 from purejaxrl_ppo.runs.options import RunOptions
 
 SMALL = dict(env_name="CartPole-v1?mask=velocity", rnn_hidden_size=8, hidden_sizes=(8,), context_len=4, num_heads=2,

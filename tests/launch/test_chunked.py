@@ -1,6 +1,6 @@
 """The chunked runner's host-side pieces (launch/chunked.py): the chunk plan and the NaN check.
 
-Runs in chunks are compared with whole runs in tests/runs/test_durable.py,
+Runs in chunks are compared with whole runs in tests/driver/test_durable.py,
 tests/core/test_loop.py and tests/core/test_evaluate.py.
 """
 

@@ -74,7 +74,7 @@ RUNNER_CHECK = textwrap.dedent(
     import purejaxrl_ppo as pjp
     import jax, numpy as np
     from purejaxrl_ppo.runs.options import RunOptions
-    from purejaxrl_ppo.runs.durable import train_durable
+    from purejaxrl_ppo.driver import train_durable
     from purejaxrl_ppo.launch.chunked import train_seeds_chunked
 
     from helpers import tiny_config
@@ -197,7 +197,7 @@ def test_shard_seed_axis_rejects_unpadded_batches():
 
 
 @pytest.mark.heavy  # ~1 min: make test-all. The default run keeps train_seeds on 4 devices (above), the CLI
-# runner on 2 (tests/cli/test_cli.py) and resume on one device (tests/runs/test_durable.py).
+# runner on 2 (tests/cli/test_cli.py) and resume on one device (tests/driver/test_durable.py).
 def test_chunked_runner_and_checkpoints_across_device_counts():
     """The CLI's runner places seeds like train_seeds; checkpoints resume on another device count."""
     result = run_four_devices(script=RUNNER_CHECK)

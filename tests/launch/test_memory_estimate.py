@@ -80,7 +80,7 @@ def test_require_fits_refuses_only_above_the_memory_there_is(monkeypatch):
 @pytest.fixture
 def no_memory(monkeypatch):
     """10 MB of memory on any device, and a training driver that fails if it is reached."""
-    from purejaxrl_ppo.runs import durable
+    from purejaxrl_ppo.driver import control as durable
 
     monkeypatch.setattr(memory, "host_memory", lambda: 10**7)
     monkeypatch.setattr(memory, "device_memory", lambda device: 10**7)
@@ -106,7 +106,7 @@ def test_train_and_sweep_too_big_are_refused_before_the_run_directory(tmp_path, 
 
 @pytest.mark.timeout(60)
 def test_rlhf_too_big_is_refused_before_the_run_directory(tmp_path, capsys, monkeypatch, no_memory):
-    from purejaxrl_ppo.launch import rlhf
+    from purejaxrl_ppo.driver import rlhf
 
     def reached(*args, **kwargs):
         raise AssertionError("rlhf started")

@@ -28,11 +28,8 @@ from purejaxrl_ppo.launch.chunked import TrainingDiverged, first_non_finite
 from purejaxrl_ppo.launch.programs import abstract_grid_state
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.checkpoint import Checkpointer
-from purejaxrl_ppo.runs.sweep_files import (
-    SUMMARY_BOOTSTRAP_SAMPLES,
-    read_sweep_file,
-    setting_rows,
-)
+from purejaxrl_ppo.driver.outputs import SUMMARY_BOOTSTRAP_SAMPLES, setting_rows
+from purejaxrl_ppo.runs.sweep_files import read_sweep_file
 
 RUN_FILE = """\
 algo: ppo

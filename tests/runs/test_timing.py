@@ -14,7 +14,7 @@ from purejaxrl_ppo.launch.programs import abstract_train_state
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs import sinks as ls
 from purejaxrl_ppo.runs.checkpoint import Checkpointer
-from purejaxrl_ppo.runs.durable import save_run, train_durable
+from purejaxrl_ppo.driver import save_run, train_durable
 from purejaxrl_ppo.runs.options import RunOptions
 
 SEEDS, BATCH = 3, 32

@@ -1,4 +1,4 @@
-"""Durable runs (runs/durable.py, runs/checkpoint.py, runs/rundir.py): checkpoint/resume equal
+"""Durable runs (driver/control.py, driver/run.py, runs/checkpoint.py, runs/rundir.py): checkpoint/resume equal
 to the uninterrupted run, atomic and verified checkpoints, NaN stops, run-directory rules.
 In-process on a tiny budget; the real kill of a CLI process is in tests/cli/test_cli.py."""
 
@@ -16,7 +16,7 @@ import purejaxrl_ppo as pjp
 from helpers import TINY, leaves_equal
 from purejaxrl_ppo.launch.chunked import TrainingDiverged, train_seeds_chunked
 from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError, CorruptCheckpointWarning
-from purejaxrl_ppo.runs.durable import CollapseWarning, train_durable
+from purejaxrl_ppo.driver.control import CollapseWarning, train_durable
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.rundir import RunDirError
 
@@ -279,8 +279,9 @@ def test_resume_needs_a_run_directory(tmp_path):
 
 def test_checkpoint_from_before_an_option_existed_resumes_with_its_default():
     """A checkpoint whose saved options lack a newer field (e.g. seeds_per_batch) still matches."""
+    from purejaxrl_ppo.driver.control import _upgrade_saved
+    from purejaxrl_ppo.driver.run import ChunkedStage, restore_stage
     from purejaxrl_ppo.runs.checkpoint import Restored
-    from purejaxrl_ppo.runs.durable import _restore_start
 
     meta = {"config": CONFIG.to_dict(), "options": OPTIONS.to_dict(), "plan": [2, 2, 2, 2]}
 
@@ -290,11 +291,12 @@ def test_checkpoint_from_before_an_option_existed_resumes_with_its_default():
         def __init__(self, options):
             self.options = options
 
-        def restore_latest(self, abstract_state):
+        def restore_latest(self, abstract_state, quarantine=None):
             return Restored(2, "state", {}, {**meta, "options": self.options, "step": 2})
 
     old = {k: v for k, v in OPTIONS.to_dict().items() if k != "seeds_per_batch"}
-    run = Path("run")
-    assert _restore_start(run, OldCheckpoint(old), CONFIG, OPTIONS, meta)[0].updates_done == 2
+    stage = ChunkedStage("train", programs=None, plan=[2, 2, 2, 2], init=lambda: None, abstract_state=None, meta=meta,
+                         checkpoints=Path("run/checkpoints"), upgrade_saved=_upgrade_saved(CONFIG, OPTIONS))
+    assert restore_stage(stage, OldCheckpoint(old), "run.json")[0].updates_done == 2
     with pytest.raises(RunDirError, match=r"different options .*seeds_per_batch: 2 -> 0\)"):
-        _restore_start(run, OldCheckpoint({**old, "seeds_per_batch": 2}), CONFIG, OPTIONS, meta)
+        restore_stage(stage, OldCheckpoint({**old, "seeds_per_batch": 2}), "run.json")

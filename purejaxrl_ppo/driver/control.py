@@ -1,12 +1,15 @@
-"""Durable runs: train in a run directory with checkpoints and logs after every chunk; resume; save.
+"""``train`` and ``sweep`` as clients of the durable-run driver: a run of seeds (or a grid × seeds) in a run
+directory with checkpoints and logs after every chunk; resume; the final files.
 
-:func:`train_durable` drives :func:`~purejaxrl_ppo.launch.chunked.train_seeds_chunked`
-in a run directory (:mod:`purejaxrl_ppo.runs.rundir`) with checkpoints
-(:mod:`purejaxrl_ppo.runs.checkpoint`) and logs (:mod:`purejaxrl_ppo.runs.sinks`);
-:func:`save_run` writes a finished run's files, each atomically, and the
-completion marker last.
+:func:`train_durable` is one chunked stage of the driver (:mod:`purejaxrl_ppo.driver.run`): its programs are
+:class:`~purejaxrl_ppo.launch.programs.SeedPrograms` (a sweep's
+:class:`~purejaxrl_ppo.launch.programs.GridPrograms`), its run file ``config.yaml`` + ``run.json``
+(:mod:`purejaxrl_ppo.runs.rundir`, :mod:`purejaxrl_ppo.runs.sweep_files`), its logs CSV/JSONL (TensorBoard, W&B),
+its final files those of :func:`~purejaxrl_ppo.driver.outputs.save_run` (a sweep's
+:func:`~purejaxrl_ppo.driver.outputs.save_sweep`), written before the lock is released.
 
-What survives which fault (each tested in ``tests/runs/test_faults.py``):
+What survives which fault (tested in ``tests/driver/test_faults.py`` and, for sweeps,
+``tests/driver/test_sweep_faults.py``):
 
 * a kill (``SIGKILL``) anywhere: ``--resume`` continues from the newest complete
   checkpoint and ends with metrics, logs and final state equal to the
@@ -17,9 +20,9 @@ What survives which fault (each tested in ``tests/runs/test_faults.py``):
   when none is left, ``--resume`` refuses until ``--restart`` is given;
 * damaged final files: ``compare``/``render`` refuse the run with a one-line
   error, ``--resume`` rewrites them;
-* two writers: the second one stops with an error naming the first (lock); ``train`` holds the lock until
-  its final files and ``complete.json`` are written (:func:`~purejaxrl_ppo.runs.rundir.keep_locks`), so a
-  ``--resume`` or ``--overwrite`` arriving while a run finishes is refused too;
+* two writers: the second one stops with an error naming the first (lock); the lock is held until the final
+  files and ``complete.json`` are written, so a ``--resume`` or ``--overwrite`` arriving while a run finishes
+  is refused too;
 * a full or read-only disk, a run directory or lock file that is not what it should be: one line
   (:class:`~purejaxrl_ppo.runs.rundir.RunDirError`), never a traceback.
 
@@ -44,11 +47,8 @@ both).
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
-import os
 import re
-import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -56,101 +56,26 @@ from typing import Any, Callable, Mapping, Sequence
 import jax
 import numpy as np
 
-from purejaxrl_ppo.analysis.plots import plot_learning_curves
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.core.envs import build_env
+from purejaxrl_ppo.driver import run as driver
+from purejaxrl_ppo.driver.outputs import save_run, save_sweep
 from purejaxrl_ppo.launch import distributed
-from purejaxrl_ppo.launch.chunked import ChunkReport, RunResult, StartPoint, TrainingDiverged, chunk_plan, train_seeds_chunked
-from purejaxrl_ppo.launch.programs import abstract_grid_state, abstract_train_state
-from purejaxrl_ppo.launch.sweep import check_grid, grid_settings, setting_label
+from purejaxrl_ppo.launch.chunked import ChunkReport, RunResult, StartPoint, TrainingDiverged, chunk_plan, \
+    divergence, train_seeds_chunked
+from purejaxrl_ppo.launch.layout import seed_layout
+from purejaxrl_ppo.launch.programs import SeedPrograms, abstract_grid_state, abstract_train_state
+from purejaxrl_ppo.launch.sweep import check_grid, grid_programs, grid_settings, setting_label
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs import sinks as ls
 from purejaxrl_ppo.runs import sweep_files
-from purejaxrl_ppo.runs.checkpoint import Checkpointer, CheckpointError, from_host, host_template, to_host
+from purejaxrl_ppo.runs.checkpoint import from_host, host_template, to_host
 from purejaxrl_ppo.runs.options import RunOptions
-from purejaxrl_ppo.runs.policy_files import POLICY_FILE, save_policy
-from purejaxrl_ppo.runs.rundir import RunDirError
 from purejaxrl_ppo.runs.run_files import run_dict, split_run_dict
 
 
 class CollapseWarning(UserWarning):
     """Training went on, but a seed's policy or value function looks collapsed (see ``RunOptions``)."""
-
-
-def save_run(result: RunResult, out_dir: Path, command: str | None = None,
-             options: RunOptions | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
-    """Write ``metrics.npz``, ``summary.json``, ``config.json``, ``policy.msgpack``, ``learning_curve.png``,
-    ``timing.csv`` (where the result has its
-    :attr:`~purejaxrl_ppo.launch.chunked.RunResult.wall_clock`), then ``complete.json``.
-
-    Each file goes to a temporary name and is renamed into place; ``complete.json``
-    (the SHA-256 of each) comes last, so a crash while finishing leaves a run that
-    is visibly unfinished (:func:`~purejaxrl_ppo.runs.rundir.finished_problem`) and
-    that ``--resume`` finishes. ``policy.msgpack`` holds every seed's final params
-    (and observation statistics when normalised): what ``render`` and ``evaluate`` need.
-    With ``options.video`` (default: the run directory's ``config.yaml``) it also writes
-    ``video.gif`` or ``video.mp4`` of seed 0's deterministic episode, covered by ``complete.json``
-    (:func:`~purejaxrl_ppo.analysis.render.finish_run_video`: a note instead where it cannot).
-    ``complete.json`` also covers the logs (``metrics.csv``, ``metrics_aggregate.csv``, ``metrics.jsonl``), so a
-    truncated log makes the run unfinished and ``--resume`` rewrites it. A write the disk refuses (full,
-    read-only) raises a one-line :class:`~purejaxrl_ppo.runs.rundir.RunDirError`.
-
-    Returns the summary written and the paths of the files.
-    """
-    with rundir.disk_errors(out_dir):
-        return _save_run(result, out_dir, command, options)
-
-
-def _save_run(result: RunResult, out_dir: Path, command: str | None, options: RunOptions | None
-              ) -> tuple[dict[str, Any], dict[str, Path]]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "metrics": out_dir / "metrics.npz",
-        "summary": out_dir / "summary.json",
-        "config": out_dir / "config.json",
-        "plot": out_dir / "learning_curve.png",
-        "policy": out_dir / POLICY_FILE,
-    }
-    normalizer = result.final_state.normalizer
-    obs_stats = normalizer.obs if result.config.normalize_observations else None
-    save_policy(paths["policy"], result.final_state.algo_state.params, obs_stats)
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **result.metrics)
-    rundir.write_atomic(paths["metrics"], buffer.getvalue())
-    summary = result.summary()
-    if command is not None:
-        summary["command"] = command
-    rundir.write_atomic(paths["summary"], (json.dumps(summary, indent=2) + "\n").encode())
-    rundir.write_atomic(paths["config"], (json.dumps(result.config.to_dict(), indent=2) + "\n").encode())
-    tmp_plot = out_dir / ".learning_curve.tmp.png"
-    plot_learning_curves([(f"{result.config.algo_name.upper()}", result.metrics)], tmp_plot,
-                         title=f"{result.config.env_name}: {result.num_seeds} seeds")
-    os.replace(tmp_plot, paths["plot"])
-    if result.wall_clock is not None:  # wall time stays out of metrics.npz and the logs (not bit-identical)
-        paths["timing"] = out_dir / ls.TIMING_FILE
-        rundir.write_atomic(paths["timing"], ls.timing_csv(result.wall_clock))
-    video = _run_video(result, out_dir, options)
-    if video is not None:
-        paths["video"] = video
-    rundir.mark_complete(out_dir, (*(p.name for p in paths.values()), *rundir.logs_present(out_dir)))
-    return summary, paths
-
-
-def _run_video(result: RunResult, out_dir: Path, options: RunOptions | None) -> Path | None:
-    """The evaluation video ``options.video`` asks for (options from ``out_dir/config.yaml`` when not given)."""
-    from purejaxrl_ppo.analysis.render import finish_run_video
-    from purejaxrl_ppo.core.acting import Policy, PolicyParams
-    from purejaxrl_ppo.runs.run_files import load_run_file
-
-    if options is None:
-        try:
-            options = load_run_file(out_dir / rundir.CONFIG_FILE)[1]
-        except (ConfigError, OSError):
-            options = RunOptions()
-    normalizer = result.final_state.normalizer
-    obs_stats = normalizer.obs if result.config.normalize_observations else None
-    params = PolicyParams(result.final_state.algo_state.params, obs_stats)
-    return finish_run_video(Policy(result.config, params, tuple(range(result.num_seeds))), out_dir, options.video)
 
 
 def train_durable(
@@ -167,8 +92,9 @@ def train_durable(
     devices: Sequence[jax.Device] | None = None,
     kind: str = "train",
     grid: Mapping[str, Sequence[float]] | None = None,
+    save: bool = True,
 ) -> RunResult:
-    """Train in ``run_dir`` with checkpoints and logs after every chunk; resumable.
+    """Train in ``run_dir`` with checkpoints and logs after every chunk; resumable; the final files written.
 
     New run (``resume=False``): ``config`` and ``options``
     (:class:`~purejaxrl_ppo.runs.options.RunOptions`) are required; the environment
@@ -180,25 +106,25 @@ def train_durable(
     quarantined as damaged, resuming raises :class:`RunDirError` unless ``restart``
     (start again from update 0, dropping the checkpoints). A resumed run that had
     finished returns its final state without training (``updates_run == 0``), with
-    the timings of the process that finished it, so the final files can be rewritten.
+    the timings of the process that finished it, and rewrites its final files.
 
-    One writer at a time: the run directory's lock is held throughout
-    (:func:`~purejaxrl_ppo.runs.rundir.locked`). A non-finite metric raises
-    :class:`TrainingDiverged`; the logs end with the update that diverged and the
-    last verified checkpoint is named in ``err.last_checkpoint``. A seed whose
-    entropy or value loss crosses the ``collapse_*`` thresholds of the options
-    triggers one :class:`CollapseWarning` per kind. ``on_compile()`` runs just before
-    compiling. The seeds are split over ``devices`` (default: every local device);
-    checkpoints hold unsharded ``[num_seeds, ...]`` arrays, so a run may resume on a
-    different number of devices. With several processes, see the module docstring:
-    process 0 alone reads and writes ``run_dir``.
+    With ``save`` (the default) the final files (:func:`~purejaxrl_ppo.driver.outputs.save_run`, a sweep's
+    :func:`~purejaxrl_ppo.driver.outputs.save_sweep`) and ``complete.json`` are written before the run
+    directory's lock is released: one writer from start to finish. ``command`` is recorded in ``run.json``
+    and ``summary.json``. A non-finite metric raises :class:`TrainingDiverged`; the logs end with the update
+    that diverged and the last verified checkpoint is named in ``err.last_checkpoint``. A seed whose entropy
+    or value loss crosses the ``collapse_*`` thresholds of the options triggers one :class:`CollapseWarning`
+    per kind. ``on_compile()`` runs just before compiling. The seeds are split over ``devices`` (default:
+    every local device); checkpoints hold unsharded ``[num_seeds, ...]`` arrays, so a run may resume on a
+    different number of devices. With several processes, see the module docstring: process 0 alone reads
+    and writes ``run_dir``.
 
     ``kind="sweep"`` trains a grid of numeric hyperparameters × the seeds instead (``grid``:
     ``{field: values}``, required for a new sweep, read from ``run_dir`` on a resume), through the same
     path: the state, checkpoints and metrics get a leading ``[points]`` axis
     (:class:`~purejaxrl_ppo.launch.programs.GridPrograms`), the grid is part of the run file, and each
-    point logs to ``points/<setting>/`` (:mod:`~purejaxrl_ppo.runs.sweep_files`, which also writes the
-    finished sweep's files). Resuming a directory of the other kind raises :class:`RunDirError`.
+    point logs to ``points/<setting>/`` (:mod:`~purejaxrl_ppo.runs.sweep_files`). Resuming a directory of
+    the other kind raises :class:`RunDirError`.
     """
     run_dir = Path(run_dir)
     if not distributed.is_primary():
@@ -207,7 +133,7 @@ def train_durable(
     try:
         with rundir.disk_errors(run_dir):  # a full or read-only disk: one line, not a traceback
             return _train_primary(run_dir, config, options, resume, overwrite, restart, command, on_chunk,
-                                  on_compile, devices, announce, kind, grid)
+                                  on_compile, devices, announce, kind, grid, save)
     except BaseException as err:
         if announce.error(err):  # the other processes stop with this message instead of waiting for process 0
             err.told_process_group = True  # so the CLI exits as with one process: nobody is left waiting
@@ -215,7 +141,7 @@ def train_durable(
 
 
 def _train_primary(run_dir, config, options, resume, overwrite, restart, command, on_chunk, on_compile, devices,
-                   announce, kind="train", grid=None) -> RunResult:
+                   announce, kind="train", grid=None, save=True) -> RunResult:
     """:func:`train_durable` in process 0 (the only process with one process)."""
     if restart and not resume:
         raise ValueError("restart=True only applies when resuming (a new run starts from update 0 anyway)")
@@ -232,8 +158,8 @@ def _train_primary(run_dir, config, options, resume, overwrite, restart, command
         if grid is not None:
             grid = _check_sweep(config, options or RunOptions(), grid)
         build_env(config.env_name)  # before the directory exists: a bad env leaves nothing to clean up
-        _make_run_dir(run_dir)
-    with rundir.locked(run_dir, command):
+    owned = rundir.OWNED if kind == "train" else sweep_files.SWEEP_OWNED
+    with driver.open_run(run_dir, command, new=not resume, overwrite=overwrite, owned=owned):
         if resume:
             config, options, grid, info = sweep_files.load_existing(run_dir, kind)
             if grid is not None:
@@ -243,21 +169,15 @@ def _train_primary(run_dir, config, options, resume, overwrite, restart, command
         else:
             options = options or RunOptions()
             plan = chunk_plan(config.num_updates, options.progress_chunks, options.chunk_updates)
-            rundir.prepare_new(run_dir, overwrite, rundir.OWNED if grid is None else sweep_files.SWEEP_OWNED)
             info = rundir.write_metadata(run_dir, config, options, plan, command, grid)
         if restart:
-            _drop_progress(run_dir)
-        return _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
-                             devices, announce, grid)
-
-
-def _make_run_dir(run_dir: Path) -> None:
-    """Create a new run's directory; a one-line :class:`RunDirError` where a file stands in the way."""
-    blocking = next((p for p in (run_dir, *run_dir.parents) if p.exists() and not p.is_dir()), None)
-    if blocking is not None:
-        what = "it" if blocking == run_dir else f"{blocking}"
-        raise RunDirError(f"run directory {run_dir} cannot be created: {what} is a file; choose another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
+            driver.drop_progress(run_dir, run_dir / "checkpoints")
+        result = _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
+                               devices, announce, grid)
+        if save:
+            (save_run(result, run_dir, command=command, options=options) if grid is None
+             else save_sweep(result, run_dir, command=command))
+        return result
 
 
 def _check_sweep(config: BaseConfig, options: RunOptions,
@@ -388,74 +308,75 @@ def _finished_timing(result: RunResult, timing: dict[str, Any] | None) -> RunRes
     return result
 
 
-def _drop_progress(run_dir: Path) -> None:
-    """For ``--restart``: remove the checkpoints and the completion marker (logs are rewritten from update 0)."""
-    marker = run_dir / rundir.COMPLETE_FILE
-    if marker.exists():
-        marker.unlink()
-    checkpoints = run_dir / "checkpoints"
-    if checkpoints.is_dir():
-        trash = run_dir / ".checkpoints-dropped"
-        shutil.rmtree(trash, ignore_errors=True)
-        os.rename(checkpoints, trash)
-        shutil.rmtree(trash, ignore_errors=True)
+def _upgrade_saved(config: BaseConfig, options: RunOptions) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """A checkpoint's meta as this version writes it: options and config fields added since, at their defaults."""
+    def upgrade(saved: dict[str, Any]) -> dict[str, Any]:
+        if isinstance(saved.get("options"), dict):
+            saved["options"] = {**type(options)().to_dict(), **saved["options"]}
+        if isinstance(saved.get("config"), dict):
+            saved["config"] = {**type(config)().to_dict(), **type(config).upgrade_dict(saved["config"])}
+        return saved
+
+    return upgrade
 
 
-def _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile,
-                  devices, announce, grid=None) -> RunResult:
-    """The body of :func:`train_durable`, run while holding the run directory's lock."""
-    checkpointer = Checkpointer(run_dir / "checkpoints", keep=options.keep_checkpoints)
+def _train_locked(run_dir, config, options, plan, info, resume, restart, command, on_chunk, on_compile, devices,
+                  announce, grid=None) -> RunResult:
+    """The run's one chunked stage (:func:`~purejaxrl_ppo.driver.run.run_chunked_stage`), holding the lock."""
+    layout = seed_layout(options.num_seeds, devices, options.seeds_per_batch or None)
+    programs = SeedPrograms(config, layout) if grid is None else grid_programs(config, grid, layout)
+    keys = jax.random.split(jax.random.PRNGKey(options.seed), options.num_seeds)
     meta = {"config": config.to_dict(), "options": options.to_dict(), "plan": plan}
     if grid is not None:  # a list of pairs: the order of the fields (the points axis) is compared too
         meta["grid"] = [[name, values] for name, values in grid.items()]
-    start, timing = (None, None)
-    if resume and not restart:
-        start, timing = _restore_start(run_dir, checkpointer, config, options, meta, grid)
-    if resume:
-        info = rundir.record_resume(run_dir, info, command, 0 if start is None else start.updates_done)
-    if start is None or start.updates_done < config.num_updates:  # training again: not finished until saved
-        (run_dir / rundir.COMPLETE_FILE).unlink(missing_ok=True)
-    if grid is None:
-        sinks = _open_sinks(run_dir, config, options, info, start)
-    else:  # one sink group per grid point, in points/<setting>/
-        def open_point(directory: Path, i: int) -> ls.SinkGroup:
-            history = None if start is None else {k: v[i] for k, v in start.metrics.items()}
-            return _open_sinks(directory, config, options, info, start and dataclasses.replace(start, metrics=history))
-
-        sinks = sweep_files.PointSinks(run_dir, [setting_label(s) for s in grid_settings(grid)], open_point)
-    announce.ready(config, options, plan, start, timing, grid)
-    logged = 0 if start is None else start.updates_done
-    collapse = _CollapseCheck(config, options)
+    command_name = "train" if grid is None else "sweep"
+    stage = driver.ChunkedStage(
+        name=command_name, programs=programs, plan=plan, init=lambda: programs.init(keys),
+        abstract_state=_abstract_state(config, options.num_seeds, grid), meta=meta,
+        checkpoints=run_dir / "checkpoints", keep=options.keep_checkpoints, checkpoint_every=options.checkpoint_every,
+        repair=f"python -m purejaxrl_ppo {command_name} --resume {run_dir} --restart",
+        upgrade_saved=_upgrade_saved(config, options), diverged=divergence(options.num_seeds, grid))
     runs = options.num_seeds * (1 if grid is None else len(grid_settings(grid)))
-    clock = ls.WallClock(runs, config.batch_size, logged, timing)  # continues the checkpoint's
+    collapse = _CollapseCheck(config, options)
+    opened: dict[str, Any] = {}
 
-    def after_chunk(report: ChunkReport) -> None:
-        nonlocal logged
-        sinks.write(report.chunk_metrics)
-        sinks.write_timing(clock.record(report.updates_done, report.run_seconds))
-        logged = report.updates_done
+    def on_start(start: StartPoint | None, timing: dict[str, Any] | None) -> None:
+        nonlocal info
+        if resume:
+            info = rundir.record_resume(run_dir, info, command, 0 if start is None else start.updates_done)
+        if start is None or start.updates_done < config.num_updates:  # training again: not finished until saved
+            (run_dir / rundir.COMPLETE_FILE).unlink(missing_ok=True)
+        announce.ready(config, options, plan, start, timing, grid)
+        opened["clock"] = ls.WallClock(runs, config.batch_size, 0 if start is None else start.updates_done, timing)
+
+    def open_sinks(start: StartPoint | None) -> Any:
+        if grid is None:
+            opened["sinks"] = _open_sinks(run_dir, config, options, info, start)
+        else:  # one sink group per grid point, in points/<setting>/
+            def open_point(directory: Path, i: int) -> ls.SinkGroup:
+                history = None if start is None else {k: v[i] for k, v in start.metrics.items()}
+                return _open_sinks(directory, config, options, info,
+                                   start and dataclasses.replace(start, metrics=history))
+
+            opened["sinks"] = sweep_files.PointSinks(run_dir, [setting_label(s) for s in grid_settings(grid)],
+                                                     open_point)
+        return opened["sinks"]
+
+    def timing(report: ChunkReport) -> dict[str, Any]:
+        return {"compile_seconds": report.compile_seconds, "run_seconds": report.run_seconds,
+                "updates_run": report.updates_run, **opened["clock"].checkpoint_timing()}
+
+    def logged(report: ChunkReport) -> None:
+        opened["sinks"].write_timing(opened["clock"].record(report.updates_done, report.run_seconds))
         collapse(report.chunk_metrics, report.updates_done - report.chunk_metrics["env_steps"].shape[-1])
-        if (report.index + 1) % options.checkpoint_every == 0 or report.updates_done == config.num_updates:
-            timing_now = {"compile_seconds": report.compile_seconds, "run_seconds": report.run_seconds,
-                          "updates_run": report.updates_run, **clock.checkpoint_timing()}
-            checkpointer.save(report.updates_done, report.state, report.metrics, {**meta, "timing": timing_now})
-        if on_chunk is not None:
-            on_chunk(report)
 
-    try:  # after_chunk on every process: with several, each chunk's state is gathered to all (a collective)
-        result = train_seeds_chunked(config, options.num_seeds, options.seed, on_chunk=after_chunk, plan=plan,
-                                     start=start, devices=devices, seeds_per_batch=options.seeds_per_batch or None,
-                                     on_compile=on_compile if start is None or start.updates_done < config.num_updates
-                                     else None, grid=grid)
-    except TrainingDiverged as err:
-        tail = {k: v[..., logged:err.update] for k, v in err.metrics.items()}
-        sinks.write(tail)  # show the run up to and including the update that diverged, no further
-        err.last_checkpoint = checkpointer.last_verified()
-        raise
-    finally:
-        sinks.close()
-        checkpointer.close()
-    return dataclasses.replace(_finished_timing(result, timing), wall_clock=clock.table())
+    done = driver.run_chunked_stage(stage, resume=resume and not restart,
+                                    source=f"{run_dir / 'config.yaml'} / run.json", open_sinks=open_sinks, timing=timing, on_start=on_start, on_logged=logged,
+                                    on_chunk=on_chunk, on_compile=on_compile)
+    chunks = done.chunks
+    result = RunResult(config, options.num_seeds, options.seed, chunks.metrics, chunks.state, chunks.compile_seconds,
+                       chunks.run_seconds, chunks.updates_run, grid=grid)
+    return dataclasses.replace(_finished_timing(result, done.saved_timing), wall_clock=opened["clock"].table())
 
 
 class _CollapseCheck:
@@ -487,45 +408,6 @@ class _CollapseCheck:
                               "consider a smaller learning rate or see the collapse_* options",
                               CollapseWarning, stacklevel=2)
                 del self.limits[name]  # once per kind and run
-
-
-def _differences(saved: Any, current: Any) -> str:
-    """``key: saved -> current`` for the keys of two dicts that differ (or the values themselves)."""
-    if not (isinstance(saved, dict) and isinstance(current, dict)):
-        return f"{saved} -> {current}"
-    keys = sorted(set(saved) | set(current), key=str)
-    return ", ".join(f"{k}: {saved.get(k, '(absent)')!r} -> {current.get(k, '(absent)')!r}"
-                     for k in keys if saved.get(k, "(absent)") != current.get(k, "(absent)"))
-
-
-def _restore_start(run_dir: Path, checkpointer, config: BaseConfig, options, meta: dict[str, Any],
-                   grid: dict[str, list[float]] | None = None) -> tuple[StartPoint | None, dict[str, Any] | None]:
-    """The newest intact checkpoint as a :class:`StartPoint` (checked against the run's config) and its timings."""
-    repair = f"python -m purejaxrl_ppo {'train' if grid is None else 'sweep'} --resume {run_dir} --restart"
-    try:
-        restored = checkpointer.restore_latest(_abstract_state(config, options.num_seeds, grid))
-    except CheckpointError as err:
-        raise CheckpointError(f"{err}; every checkpoint was quarantined to {run_dir / 'corrupt_checkpoints'}; to "
-                              f"start again from update 0: {repair}") from None
-    if restored is None:
-        quarantine = run_dir / "corrupt_checkpoints"
-        if quarantine.is_dir() and any(quarantine.iterdir()):
-            raise RunDirError(f"{run_dir} has no usable checkpoint: every one was quarantined to {quarantine}; "
-                              f"to start again from update 0: {repair}")
-        return None, None
-    saved = dict(restored.meta)
-    if isinstance(saved.get("options"), dict):  # options added since the checkpoint was written: their defaults
-        saved["options"] = {**type(options)().to_dict(), **saved["options"]}
-    if isinstance(saved.get("config"), dict):  # config fields added since (e.g. ``policy``): their defaults
-        saved["config"] = {**type(config)().to_dict(), **type(config).upgrade_dict(saved["config"])}
-    for name in meta:  # config, options, plan (and a sweep's grid)
-        if saved.get(name) != meta[name]:
-            raise RunDirError(
-                f"checkpoint {checkpointer.directory / str(restored.step)} was written with a different {name} "
-                f"than {run_dir / 'config.yaml'} / run.json ({_differences(saved.get(name), meta[name])}); "
-                f"restore the run file or start a new run with --config {run_dir / 'config.yaml'}"
-            )
-    return StartPoint(restored.step, restored.state, restored.history), saved.get("timing")
 
 
 def _open_sinks(run_dir: Path, config: BaseConfig, options, info: dict[str, Any],

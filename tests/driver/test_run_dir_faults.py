@@ -2,7 +2,7 @@
 a second writer arriving while a run finishes, damaged logs, a follower started with other flags,
 a run directory that lost its run.json, and paths, lock files, stray checkpoints and disks that refuse.
 
-The rule of tests/runs/test_faults.py holds here too: after a fault, a command either ends with the
+The rule of tests/driver/test_faults.py holds here too: after a fault, a command either ends with the
 uninterrupted run's results or exits non-zero with one ``error:`` line; never a traceback. One small run
 (the config of test_faults.py, so its programs are in the compile cache) is trained once for the module;
 the other tests copy it.
@@ -22,7 +22,8 @@ from helpers import RUN_FILE, write_run_file
 from purejaxrl_ppo.cli.commands import main
 from purejaxrl_ppo.core.config import ConfigError
 from purejaxrl_ppo.launch import distributed
-from purejaxrl_ppo.runs import durable, rundir
+from purejaxrl_ppo.driver import control as durable
+from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.run_files import load_run_file, run_dict
 
@@ -93,23 +94,6 @@ def test_a_second_writer_arriving_while_the_run_finishes_is_refused(run_file, fi
     assert len(commands) == 1  # the visitors recorded nothing
     same_results(out, finished)
     assert main(["train", "--resume", str(out), "--quiet"]) == 0  # and the lock is free once the command ended
-
-
-def test_keep_locks_holds_a_lock_until_it_ends_and_releases_it_on_an_error(tmp_path):
-    with rundir.keep_locks():
-        with rundir.locked(tmp_path, "first"):
-            pass
-        with pytest.raises(rundir.RunDirError, match="in use"):
-            with rundir.locked(tmp_path, "second"):
-                pass
-    with rundir.locked(tmp_path, "free again"):
-        pass
-    with rundir.keep_locks():
-        with pytest.raises(KeyError):
-            with rundir.locked(tmp_path, "fails"):
-                raise KeyError("boom")
-        with rundir.locked(tmp_path, "free after the error"):  # an error releases at once
-            pass
 
 
 # ----------------------------------------------------------------------------- finding 3: logs covered
