@@ -11,6 +11,7 @@ import importlib.util
 import sys
 import textwrap
 from pathlib import Path
+from typing import NamedTuple
 
 import purejaxrl_ppo as pjp  # noqa: I001  (first: sets XLA_FLAGS before jax runs)
 
@@ -298,3 +299,183 @@ def script(tmp_path: Path, body: str) -> list[str]:
     path = tmp_path / "child.py"
     path.write_text(PREAMBLE + textwrap.dedent(body))
     return [sys.executable, str(path)]
+
+
+# ----------------------------------------------------------------------------- fault injection (tests/driver/)
+class Crash(BaseException):
+    """A simulated kill, raised just before a rename (:class:`RenameHook`); no ``Exception``: nothing handles it."""
+
+
+class RenameHook:
+    """Count every ``os.rename``/``os.replace`` (the moments a run's files change state) and record each one's
+    destination relative to ``root``; raise :class:`Crash` just before the ``k``-th (1-based) or before the first
+    whose destination is ``at`` (relative to ``root``). ``monkeypatch``: a pytest ``MonkeyPatch``."""
+
+    def __init__(self, monkeypatch, root: Path, k: int | None = None, at: str | None = None):
+        import os
+
+        self.root, self.k, self.at = os.path.abspath(root), k, at
+        self.destinations: list[str] = []
+        self.crashed: str | None = None
+        for name in ("rename", "replace"):
+            real = getattr(os, name)
+
+            def hooked(src, dst, *args, _real=real, **kwargs):
+                where = os.path.relpath(os.path.abspath(os.fspath(dst)), self.root)
+                self.destinations.append(where)
+                if self.crashed is None and (len(self.destinations) == self.k or where == self.at):
+                    self.crashed = where
+                    raise Crash(f"crash before rename {len(self.destinations)} (to {where})")
+                return _real(src, dst, *args, **kwargs)
+
+            monkeypatch.setattr(os, name, hooked)
+
+
+#: ``python -c KILL_AT_DRIVER ROOT AT ARGV...``: runs ``python -m purejaxrl_ppo ARGV...`` and kills itself with SIGKILL
+#: just before its first ``os.rename``/``os.replace`` to ``ROOT/AT`` (:data:`KILL_DRIVER` counts renames instead).
+KILL_AT_DRIVER = textwrap.dedent("""
+    import os, signal, sys
+    from purejaxrl_ppo.cli.commands import main
+
+    root, at = os.path.abspath(sys.argv[1]), sys.argv[2]
+    def hook(real):
+        def hooked(src, dst, *args, **kwargs):
+            if os.path.relpath(os.path.abspath(os.fspath(dst)), root) == at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return real(src, dst, *args, **kwargs)
+        return hooked
+    os.rename, os.replace = hook(os.rename), hook(os.replace)
+    sys.exit(main(sys.argv[3:]))
+""")
+
+
+def run_killed(argv: list, *, k: int | None = None, root: Path | None = None, at: str | None = None,
+               timeout: float = 300):
+    """``python -m purejaxrl_ppo ARGV...`` in a subprocess that SIGKILLs itself just before its ``k``-th rename
+    (:data:`KILL_DRIVER`) or its first rename to ``root/at`` (:data:`KILL_AT_DRIVER`); asserts that it died so.
+    Returns the ``CompletedProcess``."""
+    import signal
+    import subprocess
+
+    driver = [KILL_DRIVER, str(k)] if k is not None else [KILL_AT_DRIVER, str(root), at]
+    proc = subprocess.run([sys.executable, "-c", *driver, *map(str, argv)], capture_output=True, text=True,
+                          timeout=timeout)
+    assert proc.returncode == -signal.SIGKILL, (proc.returncode, proc.stderr[-3000:])
+    return proc
+
+
+def one_error_line(code: int, err: str, *needles: str) -> str:
+    """Exit code 2 or 3, exactly one ``error:`` line in ``err`` (stderr), no traceback, every needle in that line."""
+    lines = err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error:")]
+    assert code in (2, 3), (code, lines[-20:])
+    assert len(errors) == 1 and "Traceback" not in err, lines[-20:]
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+    return errors[0]
+
+
+def flip_byte(path: Path) -> None:
+    """Flip one bit in the middle of the file ``path``."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+
+
+#: Keys of summaries, stage metrics and checkpoint meta that hold timings, the machine or the command line (they
+#: differ between an interrupted and an uninterrupted run); ``without_timings`` drops them, and ``*_per_second``.
+TIMING_KEYS = frozenset({"compile_seconds", "run_seconds", "wall_seconds", "timing", "command", "machine"})
+
+
+def without_timings(value):
+    """``value`` (JSON) without :data:`TIMING_KEYS` and ``*_per_second`` keys, at any depth."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items()
+                if k not in TIMING_KEYS and not k.endswith("_per_second")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def read_checkpoint(step_dir: Path):
+    """``(state, history, meta)`` of the checkpoint directory ``step_dir`` (a :class:`~purejaxrl_ppo.runs.checkpoint.
+    Checkpointer` save) read by orbax alone, as NumPy trees: no abstract state, so any run's checkpoint reads."""
+    import orbax.checkpoint as ocp
+
+    handler = ocp.CompositeCheckpointHandler(state=ocp.StandardCheckpointHandler(),
+                                             history=ocp.StandardCheckpointHandler(), meta=ocp.JsonCheckpointHandler())
+    checkpointer = ocp.Checkpointer(handler)
+    try:
+        out = checkpointer.restore(Path(step_dir).absolute(), args=ocp.args.Composite(
+            state=ocp.args.StandardRestore(), history=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
+    finally:
+        checkpointer.close()
+    return out.state, dict(out.history), dict(out.meta)
+
+
+def assert_same_checkpoint(step_dir: Path, reference_dir: Path) -> None:
+    """The checkpoints ``step_dir`` and ``reference_dir`` hold the same state and history bit for bit, and the same
+    meta (timings aside)."""
+    (state, history, meta), (state_ref, history_ref, meta_ref) = map(read_checkpoint, (step_dir, reference_dir))
+    leaves_equal(state, state_ref)
+    assert sorted(history) == sorted(history_ref)
+    for name in history:
+        np.testing.assert_array_equal(history[name], history_ref[name], err_msg=f"{step_dir}: history {name}")
+    assert without_timings(meta) == without_timings(meta_ref)
+
+
+def assert_same_npz(path: Path, reference: Path) -> None:
+    """Two ``.npz`` files with the same arrays (bit for bit, NaN equal to NaN), then the same bytes."""
+    with np.load(path) as a, np.load(reference) as b:
+        assert sorted(a) == sorted(b), path
+        for name in a:
+            np.testing.assert_array_equal(a[name], b[name], err_msg=f"{path}: {name}")
+    assert path.read_bytes() == reference.read_bytes(), path
+
+
+class Reference(NamedTuple):
+    """An uninterrupted run of a fault test: its directory and the destination of each of its renames, in order
+    (relative to ``out``)."""
+
+    out: Path
+    renames: tuple[str, ...]
+
+
+def resume_outcome(resume, same, out: Path, reference: Path) -> str:
+    """``resume(out) -> (code, stderr)`` after a fault: ``"resumed"`` when it exits 0 (then ``same(out, reference)``
+    asserts the results equal), else its one ``error:`` line (then the run must not be finished)."""
+    from purejaxrl_ppo.runs import rundir
+
+    code, err = resume(out)
+    if code == 0:
+        same(out, reference)
+        return "resumed"
+    line = one_error_line(code, err)
+    assert rundir.finished_problem(out) is not None, line
+    return line
+
+
+def crash(argv: list[str], out: Path, *, k: int | None = None, at: str | None = None) -> str:
+    """``main(argv)`` in this process, crashing (:class:`Crash`) just before its ``k``-th rename or its rename to
+    ``at``; the run must be left unfinished. Returns its stderr."""
+    import contextlib
+    import io
+
+    from purejaxrl_ppo.cli.commands import main
+    from purejaxrl_ppo.runs import rundir
+
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stderr(err):
+        hook = RenameHook(patch, out, k=k, at=at)
+        with pytest.raises(Crash):
+            main(argv)
+    assert hook.crashed is not None and (at is None or hook.crashed == at)
+    assert rundir.finished_problem(out) is not None
+    return err.getvalue()
+
+
+#: A sweep of 6 settings × 3 seeds, 8 updates in 4 chunks, the newest 2 checkpoints kept
+#: (tests/launch/test_sweep_cli.py, tests/driver/test_sweep_faults.py: one program in the session's compile cache).
+SWEEP_RUN_FILE = RUN_FILE.replace("num_seeds: 2\n", "learning_rate: 0.02    # large enough that the settings differ "
+                                                    "within 8 updates\nnum_seeds: 3\n")
+SWEEP_SETS = ["--set", "clip_eps=0.1,0.2,0.3", "--set", "ent_coef=0,0.05"]

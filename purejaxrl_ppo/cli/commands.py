@@ -568,14 +568,13 @@ def _read_summary(run: Path) -> dict[str, Any]:
     path = run / "summary.json"
     if not path.is_file():
         raise ConfigError(f"{path} does not exist; is {run} a finished run directory?")
+    repair = f"python -m purejaxrl_ppo {saved_run_kind(run) or 'train'} --resume {shlex.quote(str(run))}"
     try:
         summary = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path} is not valid JSON ({err}); rewrite it with: python -m purejaxrl_ppo train "
-                          f"--resume {shlex.quote(str(run))}") from None
+        raise ConfigError(f"{path} is not valid JSON ({err}); rewrite it with: {repair}") from None
     if not isinstance(summary, dict):
-        raise ConfigError(f"{path} is not a run summary (a JSON object); rewrite it with: python -m purejaxrl_ppo "
-                          f"train --resume {shlex.quote(str(run))}")
+        raise ConfigError(f"{path} is not a run summary (a JSON object); rewrite it with: {repair}")
     return summary
 
 

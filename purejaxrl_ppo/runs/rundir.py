@@ -38,7 +38,7 @@ from typing import Any, Iterator
 from purejaxrl_ppo.core.config import BaseConfig, ConfigError
 from purejaxrl_ppo.runs.options import RunOptions
 from purejaxrl_ppo.runs.provenance import machine_description, versions
-from purejaxrl_ppo.runs.run_files import load_run_file, write_run_file
+from purejaxrl_ppo.runs.run_files import load_run_file, saved_run_kind, write_run_file
 
 CONFIG_FILE = "config.yaml"
 RUN_FILE = "run.json"
@@ -293,7 +293,8 @@ def require_finished(run_dir: Path) -> None:
     if problem is None:
         return
     if (run_dir / CONFIG_FILE).is_file() and (run_dir / RUN_FILE).is_file():
-        problem += f"; finish or repair it with: python -m purejaxrl_ppo train --resume {shlex.quote(str(run_dir))}"
+        problem += (f"; finish or repair it with: python -m purejaxrl_ppo {saved_run_kind(run_dir) or 'train'} --resume "
+                    f"{shlex.quote(str(run_dir))}")
     raise RunDirError(problem)
 
 

@@ -173,8 +173,8 @@ def _kill_then_resume(k, run_file, reference, tmp_path, capsys) -> str:
     return resume_to_the_end(out, reference, capsys)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("k", [LAST_SAVE + 5, NUM_RENAMES])  # before the manifest's rename; before the marker
+@pytest.mark.slow  # before the manifest's rename; before the marker in make test-all (sweep and rlhf have theirs)
+@pytest.mark.parametrize("k", [LAST_SAVE + 5, pytest.param(NUM_RENAMES, marks=pytest.mark.heavy)])
 def test_sigkill_while_saving_or_finishing(k, run_file, reference, tmp_path, capsys):
     assert _kill_then_resume(k, run_file, reference, tmp_path, capsys) == "resumed"
 

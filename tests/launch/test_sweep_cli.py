@@ -22,31 +22,16 @@ import numpy as np
 import pytest
 
 import purejaxrl_ppo as pjp
-from helpers import KILL_DRIVER, leaves_equal, write_run_file
+from helpers import KILL_DRIVER, SWEEP_RUN_FILE, SWEEP_SETS, leaves_equal, write_run_file
 from purejaxrl_ppo.cli.commands import main
 from purejaxrl_ppo.launch.chunked import TrainingDiverged, first_non_finite
 from purejaxrl_ppo.launch.programs import abstract_grid_state
+from purejaxrl_ppo.driver.outputs import SUMMARY_BOOTSTRAP_SAMPLES, setting_rows
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.checkpoint import Checkpointer
-from purejaxrl_ppo.driver.outputs import SUMMARY_BOOTSTRAP_SAMPLES, setting_rows
 from purejaxrl_ppo.runs.sweep_files import read_sweep_file
 
-RUN_FILE = """\
-algo: ppo
-env_name: CartPole-v1
-num_envs: 2
-num_steps: 16
-total_timesteps: 256   # 8 updates
-hidden_sizes: [8]
-num_minibatches: 2
-update_epochs: 1
-learning_rate: 0.02    # large enough that the settings differ within 8 updates
-num_seeds: 3
-seed: 3
-chunk_updates: 2       # 4 chunks, a checkpoint after each
-keep_checkpoints: 2
-"""
-SETS = ["--set", "clip_eps=0.1,0.2,0.3", "--set", "ent_coef=0,0.05"]
+RUN_FILE, SETS = SWEEP_RUN_FILE, SWEEP_SETS
 GRID = {"clip_eps": [0.1, 0.2, 0.3], "ent_coef": [0.0, 0.05]}
 LABELS = [f"clip_eps={c!r},ent_coef={e!r}" for c in GRID["clip_eps"] for e in GRID["ent_coef"]]
 SEEDS, UPDATES = 3, 8
