@@ -90,9 +90,9 @@ def rlhf_point(spec: dict) -> dict:
     import purejaxrl_ppo as pjp
     from purejaxrl_ppo.core.rlhf.config import RLHFConfig
 
-    try:
+    if (Path(pjp.__file__).parent / "driver" / "rlhf.py").is_file():
         from purejaxrl_ppo.driver.rlhf import run_rlhf
-    except ModuleNotFoundError:  # a tree from before the one durable-run driver
+    else:  # a tree from before the one durable-run driver (its editable install would find this checkout's driver)
         from purejaxrl_ppo.launch.rlhf import run_rlhf
     cfg = RLHFConfig(**{**RLHF_POINT, "algo": spec["algo"], "num_iterations": spec["total"], **spec.get("set", {})})
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "cpu_count": os.cpu_count(), "python": platform.python_version()},
         "a": str(args.a), "b": str(args.b), "a_version": tree_version(args.a), "b_version": tree_version(args.b),
+        "rate": "RL responses/s" if args.program == "rlhf" else "env-steps/s",
+        "outcome": "gold score after RL" if args.program == "rlhf" else "final return",
         "summary": summary, "measurements": results,
     }, indent=2) + "\n")
     return 0

@@ -635,14 +635,16 @@ def brax_ppo_section(src: Sources) -> str:
 def ab_trees_section(src: Sources, rel: str, title: str) -> str:
     """An ``ab_trees.py`` comparison: tree B against tree A, per algorithm and seed count."""
     doc = src.json(rel)
+    rate, outcome = doc.get("rate", "env-steps/s"), doc.get("outcome", "final return")
+    digits = ".3f" if outcome != "final return" else ".1f"
     rows = [[s["algo"].upper(), s["seeds"], num(s["a_env_steps_per_second"]), num(s["b_env_steps_per_second"]),
-             num(s["ratio_b_over_a"], ".3f"), num((s.get("a_final_return") or {}).get("median"), ".1f"),
-             num((s.get("b_final_return") or {}).get("median"), ".1f")] for s in doc["summary"]]
+             num(s["ratio_b_over_a"], ".3f"), num((s.get("a_final_return") or {}).get("median"), digits),
+             num((s.get("b_final_return") or {}).get("median"), digits)] for s in doc["summary"]]
     trees = [f"{label} = `{doc.get(key, NOT_RECORDED)}`" + (f" ({doc[key + '_version']})" if doc.get(key + "_version")
                                                              else "") for label, key in (("A", "a"), ("B", "b"))]
     parts = [f"### {title}", ", ".join(trees) + ".",
-             table(["algo", "seeds", "A env-steps/s", "B env-steps/s", "B ÷ A", "A final return (median)",
-                    "B final return (median)"], rows)]
+             table(["algo", "seeds", f"A {rate}", f"B {rate}", "B ÷ A", f"A {outcome} (median)",
+                    f"B {outcome} (median)"], rows)]
     parts.append(provenance(doc, rel))
     return "\n\n".join(parts)
 
@@ -685,11 +687,16 @@ def throughput_page(src: Sources) -> str:
                      ("review_fixes_trpo_speed", "Review fixes, TRPO speed"),
                      ("review_fixes_trpo_cartpole", "Review fixes, TRPO on CartPole-v1"),
                      ("review_fixes_pendulum_tanh", "Review fixes, Pendulum-v1 with tanh squashing"),
-                     ("daily_use_durable_ab", "0.3 (final return, sweeps, timing), a whole `train` run (train_durable)"))),
+                     ("daily_use_durable_ab", "0.3 (final return, sweeps, timing), a whole `train` run (train_durable)"),
+                     ("driver_durable_ab", "One durable-run driver (issue 30), a whole `train` run (train_durable)"),
+                     ("driver_rlhf_ab", "One durable-run driver (issue 30), a whole `rlhf` run (tiny model, 40 RL "
+                                        "iterations)"))),
                  text_section(src, f"{RESULTS}/refactor/equality_restructure.txt", "Fixed runs, restructure"),
                  text_section(src, f"{RESULTS}/refactor/equality_review_fixes.txt", "Fixed runs, review fixes"),
                  text_section(src, f"{RESULTS}/refactor/equality_env_suites.txt",
-                              "Fixed runs, env suites and spaces (issue 28)")]
+                              "Fixed runs, env suites and spaces (issue 28)"),
+                 text_section(src, f"{RESULTS}/refactor/equality_driver.txt",
+                              "Fixed runs, one durable-run driver (issue 30): a sweep, an RLHF run and its resume added")]
     return page("Throughput", "Steady-state env-steps/s: the compiled program's second call, compile excluded; "
                 "first call = compile + run. Each section is one invocation of `benchmarks/throughput.py` (or of "
                 "the peer script it names); compare ratios within a section, not absolute rates across sections "

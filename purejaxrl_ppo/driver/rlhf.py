@@ -108,7 +108,8 @@ class RLProgress:
 
     group: ``"main"`` or a sweep setting's name; label: its legend label; iterations_done / total_iterations;
     chunk_metrics: ``{name: [rows, chunk]}`` of this chunk; metrics: ``{name: [rows, iterations_done]}``;
-    run_seconds / compile_seconds: this group's, in this process; rows: seeds (× β of a PPO sweep).
+    run_seconds / compile_seconds: this group's, in this process (run: inside the compiled chunks, the checkpoints
+    and logs between them excluded); rows: seeds (× β of a PPO sweep).
     """
 
     group: str
@@ -329,15 +330,15 @@ def train_group(group: RLGroup, task: Task, ref_params: Params, rm_params: Param
             saved.update(timing or {})
             on_stage(f"rl:{group.name}", f"resumed at iteration {start.updates_done}")
 
-    def timing(report: ChunkReport) -> dict[str, float]:
+    def timing(report: ChunkReport) -> dict[str, float]:  # RL's run time: inside the chunks (as RLProgress's)
         return {"compile_seconds": saved["compile_seconds"] + report.compile_seconds,
-                "run_seconds": saved["run_seconds"] + report.run_seconds}
+                "run_seconds": saved["run_seconds"] + report.device_seconds}
 
     def after_chunk(report: ChunkReport) -> None:
         nonlocal tokens
         tokens += float(report.chunk_metrics["response_length"].sum()) * cfg.rollout_batch  # valid tokens, EOS incl.
         on_chunk(RLProgress(group.name, group_label(group), report.updates_done, cfg.num_iterations,
-                            report.chunk_metrics, report.metrics, report.run_seconds, report.compile_seconds))
+                            report.chunk_metrics, report.metrics, report.device_seconds, report.compile_seconds))
 
     done = driver.run_chunked_stage(
         stage, resume=resume, source=f"{out / CONFIG_JSON} / run.json", open_sinks=open_sinks, timing=timing,
@@ -346,8 +347,8 @@ def train_group(group: RLGroup, task: Task, ref_params: Params, rm_params: Param
                                                          "iterations ..."))
     chunks = done.chunks
     return GroupResult(group, programs.layout, programs.put(chunks.state), chunks.metrics,
-                       saved["compile_seconds"] + chunks.compile_seconds, saved["run_seconds"] + chunks.run_seconds,
-                       chunks.updates_run, tokens / chunks.run_seconds if tokens and chunks.run_seconds > 0 else None)
+                       saved["compile_seconds"] + chunks.compile_seconds, saved["run_seconds"] + chunks.device_seconds,
+                       chunks.updates_run, tokens / chunks.device_seconds if chunks.device_seconds > 0 else None)
 
 
 def group_points(result: GroupResult) -> list[tuple[str, RLHFConfig, float, np.ndarray]]:

@@ -159,8 +159,11 @@ class ChunkReport:
     chunk_metrics: ``{name: [seeds, size]}`` of this chunk (a sweep's: ``[points, seeds, size]``)
     metrics:       ``{name: [seeds, updates_done]}`` since update 1 (resumed history included; a sweep's:
                    ``[points, seeds, updates_done]``)
-    run_seconds:   seconds since the first chunk of this process started
+    run_seconds:   seconds since the first chunk of this process started (the host's work between chunks
+                   included: logs, checkpoints)
     compile_seconds: this process's compile time (ahead of the first chunk)
+    device_seconds: seconds of this process inside the chunks (each compiled call and the transfer of its metrics
+                   to the host), the host's work between them excluded
     """
 
     index: int
@@ -172,6 +175,7 @@ class ChunkReport:
     updates_run: int
     total_updates: int
     compile_seconds: float = 0.0
+    device_seconds: float = 0.0
 
 
 @dataclasses.dataclass
@@ -277,14 +281,15 @@ class Programs(Protocol):
 @dataclasses.dataclass
 class ChunksRun:
     """What :func:`run_chunks` returns: the final state ``[rows, ...]`` (taken from the devices), every metric
-    ``{name: [rows, updates]}`` (resumed history included), this process's compile and run seconds and the
-    updates it ran."""
+    ``{name: [rows, updates]}`` (resumed history included), this process's compile and run seconds (and its
+    seconds inside the chunks, :attr:`ChunkReport.device_seconds`) and the updates it ran."""
 
     state: Any
     metrics: dict[str, np.ndarray]
     compile_seconds: float
     run_seconds: float
     updates_run: int
+    device_seconds: float = 0.0
 
 
 def run_chunks(programs: Programs, plan: Sequence[int], *, init: Callable[[], Any], start: StartPoint | None = None,
@@ -311,10 +316,13 @@ def run_chunks(programs: Programs, plan: Sequence[int], *, init: Callable[[], An
     run_start = time.perf_counter()
     state = init() if start is None else programs.put(start.state)
     pieces: list[dict[str, np.ndarray]] = [] if start is None or not start.metrics else [start.metrics]
+    device_seconds = 0.0
     for index in range(first, len(plan)):
         size = plan[index]
+        chunk_start = time.perf_counter()
         state, metrics = programs.chunk(size, state, done)
         chunk = programs.host(metrics)  # waits for the chunk; tiny [rows, size] arrays (gathered from every process)
+        device_seconds += time.perf_counter() - chunk_start
         pieces.append(chunk)
         if diverged is not None and (bad := first_non_finite(chunk, offset=done)) is not None:
             raise diverged(*bad, _concat(pieces))
@@ -322,13 +330,13 @@ def run_chunks(programs: Programs, plan: Sequence[int], *, init: Callable[[], An
         if on_chunk is not None:
             report = ChunkReport(index, done, programs.take(state), chunk, _concat(pieces),
                                  time.perf_counter() - run_start, done - (0 if start is None else start.updates_done),
-                                 total, compile_seconds)
+                                 total, compile_seconds, device_seconds)
             on_chunk(report)
     jax.block_until_ready(state)
     run_seconds = time.perf_counter() - run_start
     updates_run = done - (0 if start is None else start.updates_done)
     return ChunksRun(programs.take(state), _concat(pieces) if pieces else {}, compile_seconds, run_seconds,
-                     updates_run)
+                     updates_run, device_seconds)
 
 
 def _chunk_index(plan: list[int], updates_done: int) -> int:
