@@ -182,12 +182,6 @@ def reused_stages(cfg: RLHFConfig, sft_from: Path | None, rm_from: Path | None) 
 
 
 # ----------------------------------------------------------------------------- params files
-def save_params(path: Path, params: Params) -> None:
-    """``params`` as flax msgpack at ``path`` (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    rundir.write_atomic(path, _params_bytes(params))
-
-
 def load_params(data: bytes | Path, abstract: Any, what: str) -> Params:
     """Params read from msgpack bytes (or a file) into the structure, shapes and dtypes of ``abstract``."""
     from flax import serialization
@@ -405,7 +399,7 @@ def _median(values: np.ndarray) -> float:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    rundir.write_atomic(path, (json.dumps(value, indent=2) + "\n").encode())
+    rundir.write_atomic(path, _json_bytes(value))
 
 
 def _write_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:

@@ -27,9 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import shutil
-import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -39,7 +36,7 @@ import numpy as np
 from purejaxrl_ppo.launch.chunked import ChunkReport, ChunksRun, Programs, StartPoint, TrainingDiverged, run_chunks
 from purejaxrl_ppo.runs import rundir
 from purejaxrl_ppo.runs.checkpoint import CHECKSUMS, Checkpointer, CheckpointError, CorruptCheckpointWarning, \
-    verify_manifest, write_manifest
+    move_to_quarantine, remove_tree, verify_manifest, write_manifest
 from purejaxrl_ppo.runs.rundir import RunDirError
 
 
@@ -78,10 +75,7 @@ def drop_progress(run_dir: Path, *checkpoint_dirs: Path) -> None:
     (run_dir / rundir.COMPLETE_FILE).unlink(missing_ok=True)
     for checkpoints in checkpoint_dirs:
         if checkpoints.is_dir():
-            trash = checkpoints.with_name(f".{checkpoints.name}-dropped")
-            shutil.rmtree(trash, ignore_errors=True)
-            os.rename(checkpoints, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            remove_tree(checkpoints, checkpoints.with_name(f".{checkpoints.name}-dropped"))
 
 
 def finish(run_dir: Path, names: Sequence[str], log_dirs: Sequence[str] = ("",)) -> None:
@@ -252,12 +246,7 @@ def quarantine_damaged_outputs(run_dir: Path, stages: Sequence[str], required: s
             continue
         except CheckpointError as err:
             problem = str(err)
-        quarantine = run_dir / "corrupt_checkpoints"
-        quarantine.mkdir(parents=True, exist_ok=True)
-        target = quarantine / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        while target.exists():
-            target = target.with_name(target.name + "-1")
-        shutil.move(str(directory), str(target))
+        target = move_to_quarantine(directory, run_dir / "corrupt_checkpoints", name)
         warnings.warn(f"stage {name} is unusable: {problem}; moved it to {target} and computing it again",
                       CorruptCheckpointWarning, stacklevel=2)
         moved.append(name)

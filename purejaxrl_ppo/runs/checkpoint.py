@@ -122,12 +122,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _remove_tree(path: Path, trash: Path) -> None:
+def remove_tree(path: Path, trash: Path) -> None:
     """Delete a directory by renaming it to ``trash`` first: never a half-deleted checkpoint in place."""
     if trash.exists():
         shutil.rmtree(trash, ignore_errors=True)
     os.rename(path, trash)
     shutil.rmtree(trash, ignore_errors=True)
+
+
+def move_to_quarantine(path: Path, quarantine: Path, name: str) -> Path:
+    """Move ``path`` (a damaged checkpoint or stage) to ``quarantine/<name>-<time>`` (``-1`` appended while that
+    is taken), out of the way of new saves and kept for inspection; returns where it went."""
+    quarantine.mkdir(parents=True, exist_ok=True)
+    target = quarantine / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    while target.exists():
+        target = target.with_name(target.name + "-1")
+    shutil.move(str(path), str(target))
+    return target
 
 
 def write_manifest(step_dir: Path) -> None:
@@ -219,12 +230,12 @@ class Checkpointer:
         _fsync_dir(staged)
         target = self.directory / str(step)
         if target.exists():  # a step written again (e.g. after --restart): replace it whole
-            _remove_tree(target, self.directory / f".trash-{step}")
+            remove_tree(target, self.directory / f".trash-{step}")
         os.rename(staged, target)  # the checkpoint becomes visible complete, manifest included
         _fsync_dir(self.directory)
         shutil.rmtree(staging, ignore_errors=True)
         for old in self.steps()[: -self.keep]:
-            _remove_tree(self.directory / str(old), self.directory / f".trash-{old}")
+            remove_tree(self.directory / str(old), self.directory / f".trash-{old}")
         return target
 
     # ------------------------------------------------------------------ restore
@@ -285,11 +296,7 @@ class Checkpointer:
                 return self.restore(step, abstract_state)
             except CheckpointError as err:
                 errors.append(str(err))
-                quarantine.mkdir(parents=True, exist_ok=True)
-                target = quarantine / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
-                while target.exists():
-                    target = target.with_name(target.name + "-1")
-                shutil.move(str(self.directory / str(step)), str(target))
+                target = move_to_quarantine(self.directory / str(step), quarantine, str(step))
                 warnings.warn(
                     f"checkpoint step {step} is unusable: {err}; moved it to {target} and "
                     "falling back to an older checkpoint",
