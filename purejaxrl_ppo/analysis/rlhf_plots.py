@@ -2,10 +2,13 @@
 
 * :func:`plot_rlhf_curves`: proxy (reward-model) score, gold score and KL to the reference over RL
   iterations, the median over seeds with an interquartile band, one panel each.
-* :func:`plot_overoptimisation`: gold and proxy score against KL to the reference (Gao et al. 2022,
-  "Scaling laws for reward model over-optimization", fig. 1): the run's trajectory (median over seeds
-  per iteration) and, for each setting of a sweep, its final point (median over seeds, interquartile
-  bars in both directions). Proxy rising while gold falls is the over-optimisation.
+* :func:`plot_overoptimisation`: gold and proxy score, on separate axes, against d = √KL to the reference
+  (the axis of Gao et al. 2022, "Scaling laws for reward model over-optimization"): the run's trajectory
+  (median over seeds per iteration) and, for each setting of a sweep, its final point (median over seeds,
+  interquartile bars in both directions). Gold falling at large d while the proxy still rises would be
+  over-optimisation; whether a run shows it is for its data to say.
+* :func:`plot_gao`: the over-optimisation benchmark's figure: gold gain against d for best-of-n and RL
+  with Gao's fitted forms, and the proxy beside it.
 """
 
 from __future__ import annotations
@@ -77,39 +80,74 @@ def plot_rlhf_curves(metrics: dict[str, np.ndarray], path: Path, title: str = ""
     plt.close(fig)
 
 
+def sqrt_kl(kl: np.ndarray) -> np.ndarray:
+    """Gao et al.'s axis d = sqrt(KL), KL clipped at 0 (a per-iteration estimate can dip just below it)."""
+    return np.sqrt(np.maximum(np.asarray(kl, np.float64), 0.0))
+
+
 def plot_overoptimisation(trajectory: dict[str, np.ndarray], points: Sequence[SweepPoint], path: Path,
                           title: str = "", trajectory_label: str = "this run") -> None:
-    """Gold (filled, solid) and proxy (hollow, dashed) score against KL to the reference, one axes.
+    """Gold score (left) and proxy score (right, the reward model's units) against d = sqrt(KL to the reference).
 
-    trajectory: ``{"kl_to_reference", "gold_score", "proxy_score": [seeds, iterations]}``, the statistics of
-    each RL iteration's responses (sampled before its update, so iteration 1 is the SFT policy at KL 0),
-    drawn as the per-iteration median over seeds. points: each setting's final evaluation, drawn at its
-    median with interquartile bars on both axes, gold and proxy joined by a thin line so the gap between
-    what the reward model promised and what was delivered shows.
+    Two axes because the scores are in different units (gold: the hidden preference; proxy: the reward
+    model, normalised to mean 0 / std 1 on the SFT policy). trajectory: ``{"kl_to_reference", "gold_score",
+    "proxy_score": [seeds, iterations]}``, the statistics of each RL iteration's responses (sampled before its
+    update, so iteration 1 is the SFT policy at KL 0), drawn as the per-iteration median over seeds. points:
+    each setting's final evaluation, drawn at its median with interquartile bars on both axes.
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7.5, 5), dpi=120)
-    kl = quartiles(trajectory["kl_to_reference"])[1]
-    gold = quartiles(trajectory["gold_score"])[1]
-    proxy = quartiles(trajectory["proxy_score"])[1]
-    ax.plot(kl, gold, "-", color="0.3", lw=1.5, label=f"{trajectory_label}: gold (per iteration)")
-    ax.plot(kl, proxy, "--", color="0.3", lw=1.5, label=f"{trajectory_label}: proxy")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), dpi=120)
+    d = sqrt_kl(quartiles(trajectory["kl_to_reference"])[1])
     colors = plt.get_cmap("tab10")
-    for i, point in enumerate(points):
+    for ax, name, label in ((axes[0], "gold", "gold score"), (axes[1], "proxy", "proxy score (reward model)")):
+        ax.plot(d, quartiles(trajectory[f"{name}_score"])[1], "-", color="0.3", lw=1.5,
+                label=f"{trajectory_label} (per iteration)")
+        for i, point in enumerate(points):
+            d_q = sqrt_kl(np.stack(quartiles(np.asarray(point.kl))))
+            low, mid, high = quartiles(np.asarray(getattr(point, name)))
+            ax.errorbar([d_q[1]], [mid], xerr=[[d_q[1] - d_q[0]], [d_q[2] - d_q[1]]], yerr=[[mid - low], [high - mid]],
+                        fmt="o", color=colors(i % 10), markersize=6, capsize=3, lw=1, label=point.label)
+        ax.set_xlabel("d = √KL to the SFT reference (√nats per response)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="best", fontsize=7)
+    fig.suptitle(title or "Gold and proxy score against √KL (Gao et al. 2022)")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+class GaoCurve(NamedTuple):
+    """One curve of :func:`plot_gao`: label, d ``[k]``, gold gain ``[k]`` and proxy ``[k]``, line style
+    (``"-"`` RL, ``"o-"`` best-of-n), and the fitted gold gain at ``d`` (``None``: no fit drawn)."""
+
+    label: str
+    d: np.ndarray
+    gold_gain: np.ndarray
+    proxy: np.ndarray
+    style: str
+    fitted: np.ndarray | None = None
+
+
+def plot_gao(curves: Sequence[GaoCurve], path: Path, title: str = "") -> None:
+    """Gold gain over the reference (left; fits dashed) and proxy score (right) against d = sqrt(KL)."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.8), dpi=120)
+    colors = plt.get_cmap("tab10")
+    for i, curve in enumerate(curves):
         color = colors(i % 10)
-        kl_q, gold_q, proxy_q = (quartiles(np.asarray(v)) for v in (point.kl, point.gold, point.proxy))
-        x = kl_q[1]
-        xerr = [[x - kl_q[0]], [kl_q[2] - x]]
-        for (low, mid, high), filled, name in ((gold_q, True, "gold"), (proxy_q, False, "proxy")):
-            ax.errorbar([x], [mid], xerr=xerr, yerr=[[mid - low], [high - mid]], fmt="o", color=color,
-                        markerfacecolor=color if filled else "white", markersize=7, capsize=3, lw=1,
-                        label=f"{point.label}: {name}")
-        ax.plot([x, x], [gold_q[1], proxy_q[1]], ":", color=color, lw=1)
-    ax.set_xlabel("KL to the SFT reference (nats per response)")
-    ax.set_ylabel("score (gold: hidden preference; proxy: reward model, normalised)")
-    ax.set_title(title or "Reward over-optimisation: gold vs proxy score against KL")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=7, ncol=2 if len(points) > 3 else 1)
+        axes[0].plot(curve.d, curve.gold_gain, curve.style, color=color, ms=3, lw=1.3, label=curve.label)
+        if curve.fitted is not None:
+            axes[0].plot(curve.d, curve.fitted, "--", color=color, lw=1)
+        axes[1].plot(curve.d, curve.proxy, curve.style, color=color, ms=3, lw=1.3, label=curve.label)
+    axes[0].axhline(0.0, color="0.5", lw=0.8)
+    axes[0].set_ylabel("gold score − the SFT policy's (dashed: Gao et al.'s fitted form)")
+    axes[1].set_ylabel("proxy score (reward model, SFT-normalised)")
+    for ax in axes:
+        ax.set_xlabel("d = √KL to the SFT reference")
+        ax.grid(alpha=0.3)
+    axes[0].legend(loc="best", fontsize=7)
+    fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -29,8 +29,8 @@ stage (:func:`~purejaxrl_ppo.driver.run.run_chunked_stage`) with checkpoints, as
 ``DIR/sft`` (the reward model's score is normalised on, and its value model initialised for, the policy it
 was trained with), so ``sft_from`` may be omitted; given both, their SFT models must be the same file. The
 source's config must agree on every field that shapes the model or the task (:data:`MODEL_FIELDS`, plus
-``bt_scale`` for a reward model): a one-line :class:`ConfigError` otherwise. The reused files are copied
-into the new run directory, so it is self-contained and can itself be reused.
+``bt_scale`` and ``rm_norm_temperature`` for a reward model): a one-line :class:`ConfigError` otherwise. The
+reused files are copied into the new run directory, so it is self-contained and can itself be reused.
 
 **Seeds and keys**: :mod:`purejaxrl_ppo.launch.rlhf`.
 
@@ -86,8 +86,8 @@ Params = dict
 #: Fields that change the model's shape or the task: a reused SFT model must agree on all of them.
 MODEL_FIELDS = ("vocab_size", "prompt_len", "response_len", "d_model", "num_layers", "num_heads", "mlp_ratio",
                 "task_seed", "task_positive", "task_negative", "task_repeat_penalty", "base_mean_length")
-#: A reused reward model must also agree on the preference labels' noise.
-RM_FIELDS = (*MODEL_FIELDS, "bt_scale")
+#: A reused reward model must also agree on the preference labels' noise and on the samples it is normalised on.
+RM_FIELDS = (*MODEL_FIELDS, "bt_scale", "rm_norm_temperature")
 #: Run options (not config fields) and their defaults (the CLI's ``None`` means "not given").
 OPTION_DEFAULTS = {"num_seeds": 4, "seed": 0, "chunk_iterations": 10, "sweep_kl_coefs": (), "sweep_max_kls": (),
                    "sft_from": None, "rm_from": None}
@@ -156,9 +156,10 @@ def _reusable_stage(source: Path, stage: str, cfg: RLHFConfig, fields: tuple[str
             verify_manifest(source / stage)
         except CheckpointError as err:
             raise ConfigError(f"{flag} {source}: its {stage} stage is damaged ({err}); it cannot be reused") from None
-    saved = json.loads((source / CONFIG_JSON).read_text())
-    differ = [f"{name} {saved.get(name)!r} there, {getattr(cfg, name)!r} here" for name in fields
-              if saved.get(name) != getattr(cfg, name)]
+    # a field the source's version did not have yet took its default there
+    saved = {**RLHFConfig().to_dict(), **json.loads((source / CONFIG_JSON).read_text())}
+    differ = [f"{name} {saved[name]!r} there, {getattr(cfg, name)!r} here" for name in fields
+              if saved[name] != getattr(cfg, name)]
     if differ:
         raise ConfigError(f"{flag} {source}: its {stage} model was trained for a different model or task ("
                           f"{'; '.join(differ)}); use the same values or drop {flag}")

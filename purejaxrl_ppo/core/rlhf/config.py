@@ -28,6 +28,10 @@ from purejaxrl_ppo.core.config import (
 PAD, EOS = 0, 1
 NUM_SPECIAL_TOKENS = 2
 RL_ALGOS = ("ppo", "trpo")
+#: ``reward_whitening``: how ``whiten_rewards`` whitens (:func:`.rl.whiten_token_rewards`).
+REWARD_WHITENINGS = ("scale", "keep_mean")
+#: ``advantage_whitening``: over what ``normalize_advantages`` whitens.
+ADVANTAGE_WHITENINGS = ("minibatch", "rollout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +80,11 @@ class RLHFConfig(Validated):
         "model is an imperfect proxy that RL can over-optimise (with 4096 it ranks held-out pairs by gold ~92% right "
         "and gold rises with KL throughout)", bounds=COUNT,
     )
+    rm_norm_temperature: float = field(
+        1.0, "temperature of the SFT samples the reward model's score is normalised on (mean 0, std 1); "
+        "lm-human-preferences normalises at the RL sampling temperature: set it to `temperature` for that",
+        bounds=POSITIVE,
+    )
 
     # ---------------------------------------------------------------- stage 3: RL
     algo: str = field("ppo", "RL algorithm of stage 3", choices=RL_ALGOS)
@@ -90,8 +99,17 @@ class RLHFConfig(Validated):
     eos_penalty: float = field(
         0.0, "score added to responses with no EOS (a negative number penalises them); 0 = off", bounds=Range(-1e9),
     )
-    whiten_rewards: bool = field(False, "divide the per-token rewards by their std over the batch (no shift)")
-    normalize_advantages: bool = field(True, "whiten advantages over the valid tokens (per minibatch for PPO)")
+    whiten_rewards: bool = field(False, "whiten the per-token rewards over the batch's valid tokens (reward_whitening)")
+    reward_whitening: str = field(
+        "scale", "with whiten_rewards: 'scale' divides by the std (r/σ), 'keep_mean' whitens and adds the mean "
+        "back ((r-μ)/σ+μ, as TRL and lm-human-preferences)", choices=REWARD_WHITENINGS,
+    )
+    normalize_advantages: bool = field(True, "whiten advantages over the valid tokens (advantage_whitening)")
+    advantage_whitening: str = field(
+        "minibatch", "with normalize_advantages: over each PPO minibatch ('minibatch') or once over the whole "
+        "rollout before the epochs ('rollout', as TRL and lm-human-preferences); TRPO's one step sees the whole "
+        "rollout either way", choices=ADVANTAGE_WHITENINGS,
+    )
     gamma: float = field(1.0, "discount over tokens", bounds=Range(0.0, 1.0, low_open=True, high_open=False))
     gae_lambda: float = field(0.95, "GAE λ over tokens", bounds=Range(0.0, 1.0, high_open=False))
     # PPO

@@ -16,10 +16,12 @@ Details of RLHF with PPO" (Huang et al. 2024):
 * **reward** per token: r_t = -β·(log π(y_t) - log π_ref(y_t)), the score added at the last
   token: the language-model analogue of the trust region, the per-token KL penalty to the SFT
   reference. β is fixed, or adapted by Ziegler et al.'s proportional controller
-  (:func:`adapt_kl_coef`). Optionally the rewards are divided by their std (``whiten_rewards``).
+  (:func:`adapt_kl_coef`). Optionally the rewards are whitened (``whiten_rewards``,
+  :func:`whiten_token_rewards`).
 * **advantages**: the library's GAE (:func:`purejaxrl_ppo.core.advantages.gae`), time-major over
   tokens, the episode terminating at the last valid token; value V(s_t) from a separate value
-  model (see :func:`rl_init` for why separate).
+  model (see :func:`rl_init` for why separate). With ``advantage_whitening="rollout"`` they are
+  whitened here, once over the rollout; with ``"minibatch"`` (the default) in each PPO minibatch.
 * **update**: the library's pieces on token batches ``[B, L]`` with the mask:
   PPO = :func:`~purejaxrl_ppo.core.algos.base.minibatch_epochs` of Adam steps on
   :func:`~purejaxrl_ppo.core.algos.losses.clipped_surrogate_loss` +
@@ -147,6 +149,22 @@ def token_advantages(rewards: jax.Array, values: jax.Array, mask: jax.Array, gam
     return advantages.T * mask, returns.T * mask
 
 
+def whiten_token_rewards(rewards: jax.Array, mask: jax.Array, mode: str) -> jax.Array:
+    """Rewards ``[B, L]`` whitened over the valid tokens (``mask [B, L]``, 0 after EOS), 0 where masked.
+
+    With μ and σ the mean and std over the valid tokens: ``"scale"`` gives r/σ (a shift would change what a
+    response's length pays); ``"keep_mean"`` gives (r - μ)/σ + μ, TRL's and lm-human-preferences'
+    ``whiten(rewards, shift_mean=False)``: the spread normalised, the mean kept.
+    """
+    mean = losses.masked_mean(rewards, mask)
+    std = jnp.sqrt(losses.masked_mean(jnp.square(rewards - mean), mask)) + 1e-8
+    if mode == "scale":
+        return rewards / std * mask
+    if mode == "keep_mean":
+        return ((rewards - mean) / std + mean) * mask
+    raise ValueError(f"unknown reward whitening {mode!r}; one of ('scale', 'keep_mean')")
+
+
 def adapt_kl_coef(kl_coef: jax.Array, kl: jax.Array, cfg: RLHFConfig) -> jax.Array:
     """Ziegler et al. 2019, eq. 2: β ← β·(1 + K_β·e), e = clip(KL/KL_target - 1, -0.2, 0.2), K_β = n / horizon
     with n the responses of this iteration; ``kl`` is the iteration's mean KL per response (nats)."""
@@ -174,10 +192,11 @@ def rollout(cfg: RLHFConfig, task: Task, ref_params: Params, rm_params: Params, 
     eos = generate.has_eos(responses)
     scores = proxy + jnp.where(eos, 0.0, cfg.eos_penalty)
     rewards = kl_penalty_rewards(log_probs, ref_log_probs, scores, mask, state.kl_coef)
-    if cfg.whiten_rewards:  # scale only: a shift would change which response lengths pay (N implementation details)
-        rewards = rewards / (jnp.sqrt(losses.masked_mean(jnp.square(rewards - losses.masked_mean(rewards, mask)),
-                                                         mask)) + 1e-8) * mask
+    if cfg.whiten_rewards:
+        rewards = whiten_token_rewards(rewards, mask, cfg.reward_whitening)
     advantages, returns = token_advantages(rewards, values, mask, cfg.gamma, cfg.gae_lambda)
+    if cfg.normalize_advantages and cfg.advantage_whitening == "rollout":
+        advantages = normalize(advantages, mask=mask)
 
     stats = {
         "proxy_score": proxy.mean(),
@@ -194,10 +213,12 @@ def rollout(cfg: RLHFConfig, task: Task, ref_params: Params, rm_params: Params, 
 # ----------------------------------------------------------------------------- the updates
 def policy_terms(cfg: RLHFConfig, policy: Params, batch: TokenBatch) -> tuple[jax.Array, jax.Array, jax.Array]:
     """``(logits [B, L, V], log-ratio [B, L], advantages [B, L])`` of ``batch`` under ``policy``; the advantages
-    whitened over the batch's valid tokens when ``normalize_advantages``."""
+    whitened over the batch's valid tokens when ``normalize_advantages`` with ``advantage_whitening="minibatch"``
+    (with ``"rollout"`` :func:`rollout` whitened them once over the whole rollout)."""
     logits = generate.response_logits(policy, cfg, batch.prompts, batch.responses, cfg.temperature)
     log_ratio = (generate.token_log_probs(logits, batch.responses) - batch.log_probs) * batch.mask
-    advantages = normalize(batch.advantages, mask=batch.mask) if cfg.normalize_advantages else batch.advantages
+    per_batch = cfg.normalize_advantages and cfg.advantage_whitening == "minibatch"
+    advantages = normalize(batch.advantages, mask=batch.mask) if per_batch else batch.advantages
     return logits, log_ratio, advantages
 
 

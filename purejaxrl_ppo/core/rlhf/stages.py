@@ -159,10 +159,11 @@ def normalized_head(params: Params, mean: jax.Array, std: jax.Array) -> Params:
 
 def policy_score_stats(rm_params: Params, policy_params: Params, task: Task, cfg: RLHFConfig,
                        key: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """Mean and std ``([], [])`` of the RM's score on ``cfg.eval_size`` responses of the policy (temperature 1)."""
+    """Mean and std ``([], [])`` of the RM's score on ``cfg.eval_size`` responses of the policy sampled at
+    ``cfg.rm_norm_temperature``."""
     prompt_key, sample_key = jax.random.split(key)
     prompts = sample_prompts(task, cfg, prompt_key, cfg.eval_size)
-    responses = sample(policy_params, cfg, prompts, sample_key, 1.0).responses
+    responses = sample(policy_params, cfg, prompts, sample_key, cfg.rm_norm_temperature).responses
     scores = sequence_scores(rm_params, cfg, prompts, responses)
     return scores.mean(), scores.std()
 
@@ -174,7 +175,7 @@ def train_rm(cfg: RLHFConfig, task: Task, sft_params: Params, key: jax.Array) ->
     ``cfg.rm_steps`` Adam steps of :func:`rm_loss` on minibatches of ``cfg.rm_batch_size`` pairs drawn
     (with replacement) from one fixed set of ``cfg.rm_train_pairs`` Bradley–Terry pairs. Returns the
     scalar-model params, normalised so the score has mean 0 and std 1 on ``cfg.eval_size`` responses
-    sampled from ``sft_params`` at temperature 1 for fresh prompts, and metrics:
+    sampled from ``sft_params`` at ``cfg.rm_norm_temperature`` (default 1) for fresh prompts, and metrics:
 
     * ``loss [rm_steps]``, ``accuracy [rm_steps]``: each step's minibatch, before its update;
     * ``heldout_accuracy []``: agreement with the (noisy) labels of ``cfg.eval_size`` fresh pairs;

@@ -10,7 +10,7 @@ from helpers import np_log_softmax
 from purejaxrl_ppo.core.algos import losses
 from purejaxrl_ppo.core.algos.base import normalize
 from purejaxrl_ppo.core.algos.natural_gradient import gauss_newton_fvp, trust_region_step
-from purejaxrl_ppo.core.rlhf import rl
+from purejaxrl_ppo.core.rlhf import model, rl
 from purejaxrl_ppo.core.rlhf.config import EOS, PAD, RLHFConfig
 from purejaxrl_ppo.core.rlhf.generate import response_mask, token_log_probs
 
@@ -145,3 +145,55 @@ def test_config_refuses_bad_values(bad):
 
     with pytest.raises(ConfigError):
         RLHFConfig(**bad)
+
+
+def _np_whiten_stats(rewards: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
+    valid = rewards[mask > 0]
+    return float(valid.mean()), float(valid.std())
+
+
+@pytest.mark.parametrize("mode", ["scale", "keep_mean"])
+def test_reward_whitening_matches_the_reference_formulas(mode):
+    rng = np.random.default_rng(4)
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], np.float32)
+    rewards = (rng.normal(size=(2, 5)) * 3.0 + 1.5).astype(np.float32) * mask
+    mean, std = _np_whiten_stats(rewards, mask)
+    # "scale": r/σ (ours); "keep_mean": (r - μ)/σ + μ, TRL's masked_whiten(shift_mean=False)
+    expected = (rewards / std if mode == "scale" else (rewards - mean) / std + mean) * mask
+    got = np.asarray(rl.whiten_token_rewards(jnp.asarray(rewards), jnp.asarray(mask), mode))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert np.all(got[0, 3:] == 0)  # nothing after EOS
+    if mode == "keep_mean":  # the mean is kept and the spread is 1
+        np.testing.assert_allclose(_np_whiten_stats(got, mask), (mean, 1.0), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="keep_mean"):
+        rl.whiten_token_rewards(jnp.asarray(rewards), jnp.asarray(mask), "center")
+
+
+def test_advantage_whitening_over_the_rollout_or_each_minibatch():
+    rng = np.random.default_rng(5)
+    mask = np.array([[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0], [1, 1, 1, 0]], np.float32)
+    advantages = (rng.normal(size=(4, 4)) * 2.0 + 0.7).astype(np.float32) * mask
+    batch = rl.TokenBatch(jnp.full((4, 4), 2, jnp.int32), jnp.full((4, 4), 3, jnp.int32), jnp.asarray(mask), jnp.zeros((4, 4)),
+                          jnp.zeros((4, 4)), jnp.asarray(advantages), jnp.zeros((4, 4)))
+    ref = RLHFConfig(vocab_size=8, prompt_len=4, response_len=4, d_model=8, num_layers=1, num_heads=2,
+                     base_mean_length=2.0, task_positive=2, task_negative=2, rollout_batch=4, num_minibatches=2)
+    params = model.init_lm(jax.random.PRNGKey(0), ref)
+
+    def whitened(cfg, rows):
+        minibatch = jax.tree.map(lambda x: x[rows], batch)
+        return np.asarray(rl.policy_terms(cfg, params, minibatch)[2])
+
+    def np_whiten(a, m):
+        mean, std = _np_whiten_stats(a, m)
+        return (a - mean) / (std + 1e-8) * m
+
+    rows = np.array([0, 2])
+    # "minibatch" (the default): whitened over the minibatch's own valid tokens
+    np.testing.assert_allclose(whitened(ref, rows), np_whiten(advantages[rows], mask[rows]), rtol=1e-5, atol=1e-6)
+    # "rollout": the update takes the advantages as the rollout whitened them, unchanged
+    rollout_cfg = ref.replace(advantage_whitening="rollout")
+    np.testing.assert_array_equal(whitened(rollout_cfg, rows), advantages[rows])
+    # off: unchanged too
+    np.testing.assert_array_equal(whitened(ref.replace(normalize_advantages=False), rows), advantages[rows])
+    np.testing.assert_allclose(np.asarray(normalize(jnp.asarray(advantages), mask=jnp.asarray(mask))),
+                               np_whiten(advantages, mask), rtol=1e-5, atol=1e-6)

@@ -148,3 +148,20 @@ def test_reward_model_beats_chance_and_is_normalised_on_the_sft_policy(task, sft
     mean, std = jax.jit(S.policy_score_stats, static_argnums=3)(rm_params, sft_params, task, bigger,
                                                                jax.random.PRNGKey(6))
     assert abs(float(mean)) < 0.15 and abs(float(std) - 1.0) < 0.15
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_reward_model_is_normalised_on_samples_at_rm_norm_temperature(task, fresh_params, temperature):
+    """The normalisation statistics are the RM's scores on SFT samples drawn at ``rm_norm_temperature``
+    (lm-human-preferences: the RL temperature; the default 1), recomputed here by hand."""
+    lm, rm = fresh_params
+    cfg = CFG.replace(rm_norm_temperature=temperature, eval_size=64)
+    key = jax.random.PRNGKey(7)
+    mean, std = S.policy_score_stats(rm, lm, task, cfg, key)
+    prompt_key, sample_key = jax.random.split(key)
+    prompts = T.sample_prompts(task, cfg, prompt_key, cfg.eval_size)
+    responses = generate.sample(lm, cfg, prompts, sample_key, temperature).responses
+    scores = np.asarray(generate.sequence_scores(rm, cfg, prompts, responses))
+    np.testing.assert_allclose([float(mean), float(std)], [scores.mean(), scores.std()], rtol=1e-5, atol=1e-6)
+    other = generate.sample(lm, cfg, prompts, sample_key, 1.7 - temperature).responses  # 0.7 vs 1.0 differ
+    assert not np.array_equal(np.asarray(other), np.asarray(responses))
