@@ -76,9 +76,9 @@ class RLHFConfig(Validated):
     rm_batch_size: int = field(64, "preference pairs per reward-model step", bounds=COUNT)
     rm_learning_rate: float = field(5e-4, "reward-model Adam learning rate", bounds=POSITIVE)
     rm_train_pairs: int = field(
-        512, "preference pairs in the reward model's training set: a fixed set, small on purpose, so the reward "
-        "model is an imperfect proxy that RL can over-optimise (with 4096 it ranks held-out pairs by gold ~92% right "
-        "and gold rises with KL throughout)", bounds=COUNT,
+        512, "preference pairs in the reward model's training set (a fixed set: the reward model is an imperfect "
+        "proxy of gold; whether optimising it lowers gold depends on the task, see the RLHF results' "
+        "over-optimisation section)", bounds=COUNT,
     )
     rm_norm_temperature: float = field(
         1.0, "temperature of the SFT samples the reward model's score is normalised on (mean 0, std 1); "
