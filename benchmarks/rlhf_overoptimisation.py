@@ -83,7 +83,7 @@ def best_of_n(cfg: RLHFConfig, sft, rm, task, args) -> dict[str, Any]:
     return {"n": ns, "kl_measured": kl.tolist(), "kl_formula": oo.best_of_n_kl_formula(ns).tolist(),
             "d": d.tolist(), "gold_gain": gain.tolist(), "proxy": curve["proxy"].tolist(),
             "gold_reference": float(samples.gold.mean()), "fit": fit._asdict(),
-            "peak": {"n": ns[peak], "d": float(d[peak]), "gold_gain": float(gain[peak]),
+            "peak": {"n": ns[peak], "d": float(d[peak]), "gold_gain": float(gain[peak]), "interior": peak < len(ns) - 1,
                      "drop_to_last": float(drop.mean()), "drop_ci95": bootstrap_mean_ci(drop)},
             "sample_seconds": seconds, "prompts": args.prompts, "samples_per_prompt": args.samples}
 
@@ -113,14 +113,34 @@ def rl_settings(algo: str, kl_coefs: list[float], metrics: dict[str, np.ndarray]
         setting["final"] = {"d": float(sqrt_kl(np.median(kl[:, final]))),
                             "gold_gain": float(np.median(gold[:, final]) - gold_reference)}
         if beta == 0.0:
-            smooth = np.stack([np.convolve(g, np.ones(5) / 5, mode="valid") for g in gold])  # [seeds, it-4]
-            drop = smooth.max(1) - smooth[:, -1]
-            setting["peak"] = {"per_seed_drop": drop.tolist(), "drop_mean": float(drop.mean()),
-                               "drop_ci95": bootstrap_mean_ci(drop)}
+            setting["peak"] = peak_drop(gold)
             d = np.asarray(setting["d_median"])
             setting["fit"] = oo.fit_gao(d, gain, "rl")._asdict()
         settings.append(setting)
     return settings
+
+
+def peak_drop(gold: np.ndarray, window: int = 5) -> dict[str, Any]:
+    """How far each seed's gold falls from the peak to the end: ``gold [seeds, iterations]``.
+
+    Curves are ``window``-iteration moving means. The peak iteration for seed i is chosen on the *other*
+    seeds' median curve (leave one out), so seed i's own noise does not pick its peak: a curve that only
+    rises or stays flat gives drops around 0, not the positive max-minus-last of noise. Returns the per-seed
+    drops (peak minus the last window), their mean and its 95% bootstrap interval.
+    """
+    smooth = np.stack([np.convolve(g, np.ones(window) / window, mode="valid") for g in gold])  # [seeds, it-w+1]
+    drops = []
+    for i in range(len(smooth)):
+        others = np.median(np.delete(smooth, i, axis=0), axis=0)
+        drops.append(smooth[i, int(np.argmax(others))] - smooth[i, -1])
+    drops = np.asarray(drops)
+    return {"per_seed_drop": drops.tolist(), "drop_mean": float(drops.mean()), "drop_ci95": bootstrap_mean_ci(drops),
+            "window": window, "rule": "leave-one-out peak"}
+
+
+def falls(peak: dict[str, Any]) -> bool:
+    """Whether gold fell after its peak: the 95% interval of the drop lies above 0."""
+    return peak["drop_ci95"][0] > 0
 
 
 def first_d_reaching(d: np.ndarray, gain: np.ndarray, level: float) -> float | None:
@@ -153,11 +173,15 @@ def checks(report: dict[str, Any]) -> dict[str, Any]:
         frontier.append({"algo": s["algo"], "kl_coef": s["kl_coef"], "d": s["final"]["d"],
                          "gold_gain": s["final"]["gold_gain"], "beta0_gold_gain_at_d": on_frontier,
                          "difference": s["final"]["gold_gain"] - on_frontier})
-    sizes = [{"rm_pairs": m["rm_pairs"], "bon_peak_d": m["best_of_n"]["peak"]["d"],
-              "bon_fit_d_peak": m["best_of_n"]["fit"]["d_peak"],
-              "rl_fit_d_peak": next(s for s in m["rl"] if s["kl_coef"] == 0.0)["fit"]["d_peak"],
-              "rl_peak_d": _trajectory_peak_d(next(s for s in m["rl"] if s["kl_coef"] == 0.0))}
-             for m in report["reward_models"]]
+    sizes = []
+    for m in report["reward_models"]:
+        rl_main = next(s for s in m["rl"] if s["algo"] == "ppo" and s["kl_coef"] == 0.0)
+        bon_peak = m["best_of_n"]["peak"]
+        sizes.append({"rm_pairs": m["rm_pairs"], "bon_peak_d": bon_peak["d"],
+                      "bon_falls": bool(bon_peak["interior"] and bon_peak["drop_ci95"][0] > 0),
+                      "bon_fit_d_peak": m["best_of_n"]["fit"]["d_peak"], "rl_fit_d_peak": rl_main["fit"]["d_peak"],
+                      "rl_peak_d": _trajectory_peak_d(rl_main), "rl_falls": falls(rl_main["peak"]),
+                      "rl_peak_gold_gain": float(np.convolve(rl_main["gold_gain_median"], np.ones(5) / 5, "valid").max())})
     return {"same_gold_level": level, "d_best_of_n": d_bon, "d_rl_beta0": d_rl, "kl_penalty_frontier": frontier,
             "reward_model_sizes": sizes}
 
@@ -184,6 +208,29 @@ def figure(report: dict[str, Any], path: Path) -> None:
     plot_gao(curves, path, "Over-optimisation on the synthetic language (medians over seeds; Gao et al. 2022 axes)")
 
 
+def reanalyse(out: Path) -> int:
+    """Recompute every RL statistic from the stored curves, and the checks and figure; the device results stay."""
+    path = out / "overoptimisation.json"
+    report = json.loads(path.read_text())
+    for m in report["reward_models"]:
+        reference = m["best_of_n"]["gold_reference"]
+        bon_peak = m["best_of_n"]["peak"]
+        bon_peak["interior"] = bon_peak["n"] != m["best_of_n"]["n"][-1]
+        for s in m["rl"]:
+            if s["kl_coef"] == 0.0:
+                s["peak"] = peak_drop(np.asarray(s["gold"]))
+                gain = np.median(np.asarray(s["gold"]), 0) - reference
+                s["fit"] = oo.fit_gao(np.asarray(s["d_median"]), gain, "rl")._asdict()
+    report["checks"] = checks(report)
+    report.setdefault("measured_code", report["code"])
+    report["code"] = code_version()  # the analysis code now; the device programs are measured_code's
+    report["reanalysed"] = "PYTHONPATH=$PWD python benchmarks/rlhf_overoptimisation.py --reanalyse"
+    path.write_text(json.dumps(report, indent=1))
+    figure(report, out / "overoptimisation_gao.png")
+    print(json.dumps(report["checks"], indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rm-pairs", type=int, nargs="+", default=[512, 4096])
@@ -194,7 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--iterations", type=int, default=80)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/rlhf"))
+    parser.add_argument("--reanalyse", action="store_true",
+                        help="recompute the RL peaks, fits, checks and figure from <out>/overoptimisation.json's "
+                             "stored per-seed curves (no training; best-of-n's statistics are kept)")
     args = parser.parse_args(argv)
+    if args.reanalyse:
+        return reanalyse(args.out)
     if args.samples & (args.samples - 1):
         parser.error("--samples must be a power of 2")
     start = time.perf_counter()
