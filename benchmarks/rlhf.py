@@ -211,12 +211,13 @@ def main(argv: list[str] | None = None) -> int:
     report.update(date=time.strftime("%Y-%m-%d"), machine=machine, versions=versions(),
                   machine_text=f"a {machine.get('cpu_count', '?')}-core {machine.get('processor', 'CPU')} CPU VM, no GPU, "
                                f"jax {jax.__version__}")
+    today = time.strftime("%Y-%m-%d")  # each part keeps its own date: a later run may redo one part only
     if "pipeline" in args.parts:
-        report["pipeline"] = {**run_pipeline(work), "command": command}
+        report["pipeline"] = {**run_pipeline(work), "command": command, "date": today}
     if "grid" in args.parts:
-        report["grid"] = {**run_grid(work, args), "command": command}
+        report["grid"] = {**run_grid(work, args), "command": command, "date": today}
     if "throughput" in args.parts:
-        report["throughput"] = {**run_throughput(args), "command": command}
+        report["throughput"] = {**run_throughput(args), "command": command, "date": today}
     report_path.write_text(json.dumps(report, indent=2) + "\n")
     (args.out / "rlhf.md").write_text(markdown(report))
     print(f"wrote {report_path} and {args.out / 'rlhf.md'}")
