@@ -40,8 +40,11 @@ PROGRAM = (f"{PKG}/core", f"{PKG}/launch/seeds.py", f"{PKG}/launch/programs.py",
 #: What the environment-suite results run: the programs (the suites' adapters are in core/envs), the IQM and
 #: bootstrap CIs (analysis/study.py), the script.
 SUITES = (*PROGRAM, f"{PKG}/analysis/study.py", "benchmarks/suites.py", "benchmarks/random_policy_scores.py")
+#: The shared PPO/TRPO pieces RLHF's programs call (the loss pieces, minibatch epochs, the natural-gradient step);
+#: the control tasks' PPO and TRPO updates (core/algos/ppo, core/algos/trpo) never run in them.
+RLHF_ALGOS = tuple(f"{PKG}/core/algos/{name}.py" for name in ("__init__", "base", "losses", "natural_gradient"))
 #: What an RLHF result runs: the language-model pieces, the shared PPO/TRPO pieces, the run driver.
-RLHF = (f"{PKG}/core/rlhf", f"{PKG}/core/algos", f"{PKG}/core/advantages.py", f"{PKG}/launch", f"{PKG}/runs",
+RLHF = (f"{PKG}/core/rlhf", *RLHF_ALGOS, f"{PKG}/core/advantages.py", f"{PKG}/launch", f"{PKG}/runs",
         f"{PKG}/driver", f"{PKG}/analysis/rlhf_plots.py", f"{PKG}/platform.py")
 
 
@@ -87,7 +90,19 @@ MEASUREMENTS: tuple[Measurement, ...] = (
       for name in ("craftax_ppo", "craftax_ppo_auto_resets", "xland_ppo", "navix_ppo", "navix_ppo_learning")),
     Measurement("suites-popgym-arcade-cpu", ("benchmarks/results/suites/popgym_arcade_cpu.json",),
                 (*PROGRAM, "benchmarks/suites.py", "benchmarks/popgym_arcade_cpu.py"), "the command recorded in the file"),
+    Measurement("sb3-zoo", ("benchmarks/results/sb3_zoo/sb3_zoo.json",),
+                (*PROGRAM, f"{PKG}/analysis/study.py", "benchmarks/sb3_zoo.py"),
+                "python benchmarks/sb3_zoo.py --out benchmarks/results/sb3_zoo"),
+    Measurement("ppo-table1", ("benchmarks/results/ppo_table1/ppo_table1.json",),
+                (*PROGRAM, f"{PKG}/launch/sweep.py", f"{PKG}/analysis/study.py", "benchmarks/ppo_table1.py",
+                 "benchmarks/sample_efficiency.py", "benchmarks/random_policy_scores.py"),
+                "the command recorded in the file"),
     Measurement("rlhf", ("benchmarks/results/rlhf/rlhf.json",), (*RLHF, "benchmarks/rlhf.py"),
+                "the command recorded in the file", excludes=()),
+    Measurement("rlhf-overoptimisation", ("benchmarks/results/rlhf/overoptimisation.json",),
+                (f"{PKG}/core/rlhf", *RLHF_ALGOS, f"{PKG}/core/advantages.py", f"{PKG}/launch/rlhf.py",
+                 f"{PKG}/launch/layout.py", f"{PKG}/analysis/overoptimisation.py", f"{PKG}/analysis/rlhf_plots.py",
+                 f"{PKG}/platform.py", "benchmarks/rlhf_overoptimisation.py"),
                 "the command recorded in the file", excludes=()),
     Measurement("processes", ("benchmarks/results/processes.json",), (*CONTROL, f"{PKG}/cli", "benchmarks/processes.py"),
                 "python benchmarks/throughput.py --processes 2"),

@@ -224,6 +224,7 @@ def reanalyse(out: Path) -> int:
     report["checks"] = checks(report)
     report.setdefault("measured_code", report["code"])
     report["code"] = code_version()  # the analysis code now; the device programs are measured_code's
+    report["machine"] = {**report["machine"], "code": report["code"]}
     report["reanalysed"] = "PYTHONPATH=$PWD python benchmarks/rlhf_overoptimisation.py --reanalyse"
     path.write_text(json.dumps(report, indent=1))
     figure(report, out / "overoptimisation_gao.png")
