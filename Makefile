@@ -58,7 +58,7 @@ study: install
 TEST_WORKERS ?= 2
 test: install
 	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal --nbmake -m "not heavy" tests notebooks/quickstart.ipynb \
-		notebooks/rlhf.ipynb $(PYTEST_FLAGS)
+		notebooks/rlhf.ipynb --durations=25 $(PYTEST_FLAGS)
 
 # Everything, heavy tests included (tens of minutes on a 2-core CPU).
 test-all: install
