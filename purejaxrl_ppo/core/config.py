@@ -234,6 +234,14 @@ class BaseConfig(Validated):
         ("privileged_state",), "dict-observation entries only the critic reads (asymmetric actor-critic, e.g. "
         "MuJoCo Playground's privileged_state); the actor never sees them"
     )
+    log_std_init: float = field(
+        0.0, "initial log σ of the Gaussian policy (continuous actions; SB3's policy_kwargs log_std_init)",
+        bounds=Range(-20.0, 2.0, high_open=False),
+    )
+    ortho_init: bool = field(
+        True, "orthogonal dense layers (√2 hidden, 0.01 policy head, 1 value head, zero biases); false: PyTorch's "
+        "nn.Linear init, kernel and bias uniform on ±1/√fan_in, as SB3's ortho_init=False (policy='mlp' only)"
+    )
     ent_coef: float = field(0.01, "entropy bonus coefficient", traced=True, bounds=NON_NEGATIVE)
     normalize_advantages: bool = field(True, "normalise advantages (per minibatch for PPO, per batch for TRPO)")
     normalize_observations: bool = field(
@@ -290,6 +298,9 @@ class BaseConfig(Validated):
         if self.embed_dim % self.num_heads:
             raise ConfigError(f"embed_dim = {self.embed_dim} is not divisible by num_heads = {self.num_heads}; "
                               "each head gets embed_dim / num_heads channels")
+        if not self.ortho_init and self.policy != "mlp":
+            raise ConfigError(f"ortho_init=False is implemented for policy='mlp' only, got policy={self.policy!r}; "
+                              "use ortho_init=True (orthogonal initialisation)")
         if self.total_timesteps < self.batch_size:
             raise ConfigError(
                 f"total_timesteps = {self.total_timesteps} is smaller than one rollout "

@@ -1,5 +1,9 @@
 """Feed-forward actor-critic: separate orthogonally initialised MLPs for the policy and the value.
 
+``ortho_init=False`` initialises every dense layer as PyTorch's ``nn.Linear`` does instead
+(:class:`TorchDense`), which is what SB3's ``ActorCriticPolicy(ortho_init=False)`` leaves;
+``log_std_init`` sets the Gaussian policy's initial log σ (SB3's ``policy_kwargs: log_std_init``).
+
 Registered as ``policy="mlp"`` (the default). The networks apply to any leading
 dimensions (``[T, N, *observation_shape]`` or ``[M, ...]``) and ignore the carry and
 the reset flags. A structured or image observation is encoded first
@@ -31,24 +35,63 @@ _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+class TorchDense(nn.Module):
+    """``[..., D_in] -> [..., features]`` initialised as PyTorch's ``nn.Linear``: kernel and bias both
+    uniform on ``±1/√D_in``.
+
+    (``kaiming_uniform_(a=√5)`` gives the kernel the bound gain·√(3/D_in) with gain = √(2/(1+5)), i.e.
+    1/√D_in, and ``reset_parameters`` draws the bias on the same bound.) Params ``kernel [D_in, features]``
+    and ``bias [features]``, as :class:`flax.linen.Dense`.
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        bound = 1.0 / math.sqrt(x.shape[-1])
+        kernel = self.param("kernel", _uniform(bound), (x.shape[-1], self.features))
+        bias = self.param("bias", _uniform(bound), (self.features,))
+        return x @ kernel + bias
+
+
+def _uniform(bound: float) -> Callable:
+    """Initialiser drawing uniformly on ``[-bound, bound)``."""
+
+    def init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
+def dense(width: int, scale: float, ortho_init: bool = True) -> nn.Module:
+    """A dense layer of ``width`` outputs: orthogonal kernel with gain ``scale`` and zero bias (``ortho_init``,
+    as PPO implementations and SB3's default do), else :class:`TorchDense` (``scale`` unused: SB3 applies its
+    gains only with ``ortho_init``)."""
+    if ortho_init:
+        return nn.Dense(width, kernel_init=nn.initializers.orthogonal(scale))
+    return TorchDense(width)
+
+
 class MLP(nn.Module):
     """Orthogonally initialised MLP: √2 gain on hidden layers, ``out_scale`` on the last.
 
-    ``[..., D_in] -> [..., out_dim]``; biases start at zero.
+    ``[..., D_in] -> [..., out_dim]``; biases start at zero. ``ortho_init=False``: every layer a
+    :class:`TorchDense` instead.
     """
 
     hidden_sizes: Sequence[int]
     activation: str
     out_dim: int
     out_scale: float
+    ortho_init: bool = True
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         act = _ACTIVATIONS[self.activation]
         for width in self.hidden_sizes:
-            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x)
+            x = dense(width, math.sqrt(2.0), self.ortho_init)(x)
             x = act(x)
-        return nn.Dense(self.out_dim, kernel_init=nn.initializers.orthogonal(self.out_scale))(x)
+        return dense(self.out_dim, self.out_scale, self.ortho_init)(x)
 
 
 def features(obs: Any, obs_ndim: int, leaves: tuple[Leaf, ...], cnn_channels: Sequence[int]) -> jax.Array:
@@ -64,8 +107,9 @@ class Actor(nn.Module):
 
     Discrete: logits from a head initialised with gain 0.01 (near-uniform start).
     Continuous: means from the same head, plus a state-independent ``log_std``
-    parameter vector (initialised to 0, i.e. σ = 1) broadcast to the batch.
-    ``leaves``: the observation entries to encode (empty for a flat observation).
+    parameter vector (initialised to ``log_std_init``, 0 by default, i.e. σ = 1) broadcast to the batch.
+    ``leaves``: the observation entries to encode (empty for a flat observation);
+    ``ortho_init``: as :class:`MLP`.
     """
 
     hidden_sizes: Sequence[int]
@@ -75,14 +119,16 @@ class Actor(nn.Module):
     discrete: bool
     leaves: tuple[Leaf, ...] = ()
     cnn_channels: Sequence[int] = ()
+    log_std_init: float = 0.0
+    ortho_init: bool = True
 
     @nn.compact
     def __call__(self, obs: Any) -> DistParams:
         x = features(obs, self.obs_ndim, self.leaves, self.cnn_channels)
-        out = MLP(self.hidden_sizes, self.activation, self.action_dim, 0.01)(x)
+        out = MLP(self.hidden_sizes, self.activation, self.action_dim, 0.01, self.ortho_init)(x)
         if self.discrete:
             return {"logits": out}
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         return {"mean": out, "log_std": jnp.broadcast_to(log_std, out.shape)}
 
 
@@ -94,11 +140,12 @@ class Critic(nn.Module):
     obs_ndim: int
     leaves: tuple[Leaf, ...] = ()
     cnn_channels: Sequence[int] = ()
+    ortho_init: bool = True
 
     @nn.compact
     def __call__(self, obs: Any) -> jax.Array:
         x = features(obs, self.obs_ndim, self.leaves, self.cnn_channels)
-        return MLP(self.hidden_sizes, self.activation, 1, 1.0)(x)[..., 0]
+        return MLP(self.hidden_sizes, self.activation, 1, 1.0, self.ortho_init)(x)[..., 0]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +153,9 @@ class FeedForward(ActionHead):
     """What the feed-forward networks share: their fields, and no carry (``recurrent`` is False).
 
     ``layout``: how the observation is read (default: a flat float32 array of ``observation_shape``);
-    ``cnn_channels``: the channels of each CNN stage for image entries.
+    ``cnn_channels``: the channels of each CNN stage for image entries; ``log_std_init``: the Gaussian
+    policy's initial log σ; ``ortho_init``: orthogonal dense layers (else :class:`TorchDense`; CNN
+    encoders stay orthogonal).
     """
 
     observation_shape: tuple[int, ...]
@@ -116,6 +165,8 @@ class FeedForward(ActionHead):
     action_squash: str = "clip"
     layout: ObservationLayout | None = None
     cnn_channels: tuple[int, ...] = (16, 32, 32)
+    log_std_init: float = 0.0
+    ortho_init: bool = True
 
     recurrent = False
 
@@ -144,12 +195,12 @@ class ActorCritic(FeedForward):
     def actor(self) -> Actor:
         space = self.action_space
         return Actor(self.hidden_sizes, self.activation, len(self.observation_shape), space.action_dim, space.discrete,
-                     self._leaves(critic=False), self.cnn_channels)
+                     self._leaves(critic=False), self.cnn_channels, self.log_std_init, self.ortho_init)
 
     @property
     def critic(self) -> Critic:
         return Critic(self.hidden_sizes, self.activation, len(self.observation_shape), self._leaves(critic=True),
-                      self.cnn_channels)
+                      self.cnn_channels, self.ortho_init)
 
     def init(self, key: jax.Array) -> Params:
         """Fresh parameters ``{"actor": ..., "critic": ...}``.
@@ -203,14 +254,15 @@ class SharedMLP(nn.Module):
     discrete: bool
     leaves: tuple[Leaf, ...] = ()
     cnn_channels: Sequence[int] = ()
+    log_std_init: float = 0.0
+    ortho_init: bool = True
 
     def setup(self):
-        layers = [nn.Dense(w, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0))) for w in self.hidden_sizes]
-        self.torso = layers
-        self.actor_head = nn.Dense(self.action_dim, kernel_init=nn.initializers.orthogonal(0.01))
-        self.critic_head = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))
+        self.torso = [dense(w, math.sqrt(2.0), self.ortho_init) for w in self.hidden_sizes]
+        self.actor_head = dense(self.action_dim, 0.01, self.ortho_init)
+        self.critic_head = dense(1, 1.0, self.ortho_init)
         if not self.discrete:
-            self.log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+            self.log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         if self.leaves:
             self.encoder = Encoder(self.leaves, tuple(self.cnn_channels))
 
@@ -248,7 +300,8 @@ class SharedActorCritic(FeedForward):
             raise ValueError("a shared torso cannot keep privileged observation entries from the actor: "
                              "use separate actor and critic networks (shared_torso=False) or no privileged_keys")
         return SharedMLP(self.hidden_sizes, self.activation, len(self.observation_shape), space.action_dim,
-                         space.discrete, self._leaves(critic=True), self.cnn_channels)
+                         space.discrete, self._leaves(critic=True), self.cnn_channels, self.log_std_init,
+                         self.ortho_init)
 
     def init(self, key: jax.Array) -> Params:
         return one_key_at_a_time(lambda k: self.module.init(k, self.observation.zeros()))(key)
@@ -292,10 +345,11 @@ def layout_from_config(config: Any, observation: Any) -> ObservationLayout:
 
 @register_network("mlp")
 def make_mlp(config: Any, action_space: ActionSpace, observation: Any) -> ActorCritic | SharedActorCritic:
-    """The actor-critic described by ``config.hidden_sizes``, ``activation`` and ``action_squash``:
-    separate actor and critic MLPs, or one torso under both heads with ``config.shared_torso``.
+    """The actor-critic described by ``config.hidden_sizes``, ``activation``, ``action_squash``, ``log_std_init``
+    and ``ortho_init``: separate actor and critic MLPs, or one torso under both heads with ``config.shared_torso``.
     ``observation``: the env's observation spec (or a flat shape), read as :func:`layout_from_config` says."""
     cls = SharedActorCritic if getattr(config, "shared_torso", False) else ActorCritic
     layout = layout_from_config(config, observation)
     return cls(layout.observation_shape, action_space, tuple(config.hidden_sizes), config.activation,
-               config.action_squash, layout, tuple(getattr(config, "cnn_channels", (16, 32, 32))))
+               config.action_squash, layout, tuple(getattr(config, "cnn_channels", (16, 32, 32))),
+               float(getattr(config, "log_std_init", 0.0)), bool(getattr(config, "ortho_init", True)))

@@ -137,12 +137,14 @@ class Torso(nn.Module):
 
 
 class PolicyHead(nn.Module):
-    """``features [..., F] -> DistParams``: logits, or means plus a state-independent ``log_std``."""
+    """``features [..., F] -> DistParams``: logits, or means plus a state-independent ``log_std``
+    (initialised to ``log_std_init``)."""
 
     width: int
     activation: str
     action_dim: int
     discrete: bool
+    log_std_init: float = 0.0
 
     @nn.compact
     def __call__(self, features: jax.Array) -> DistParams:
@@ -150,7 +152,7 @@ class PolicyHead(nn.Module):
         out = _dense(self.action_dim, 0.01)(x)
         if self.discrete:
             return {"logits": out}
-        log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
+        log_std = self.param("log_std", nn.initializers.constant(self.log_std_init), (self.action_dim,))
         return {"mean": out, "log_std": jnp.broadcast_to(log_std, out.shape)}
 
 
@@ -218,6 +220,7 @@ class MemoryActorCritic(ActionHead):
     shared_torso: bool = False
     layout: ObservationLayout | None = None
     cnn_channels: tuple[int, ...] = (16, 32, 32)
+    log_std_init: float = 0.0
 
     recurrent = True
 
@@ -239,7 +242,7 @@ class MemoryActorCritic(ActionHead):
 
     def _policy_head(self) -> PolicyHead:
         space = self.action_space
-        return PolicyHead(self.hidden_sizes[-1], self.activation, space.action_dim, space.discrete)
+        return PolicyHead(self.hidden_sizes[-1], self.activation, space.action_dim, space.discrete, self.log_std_init)
 
     def _value_head(self) -> ValueHead:
         return ValueHead(self.hidden_sizes[-1], self.activation)
@@ -328,6 +331,7 @@ def make_memory_network(config: Any, action_space: ActionSpace, observation: Any
     return MemoryActorCritic(
         layout.observation_shape, action_space, _CORES[core](config), tuple(config.hidden_sizes), config.activation,
         config.action_squash, config.shared_torso, layout, tuple(getattr(config, "cnn_channels", (16, 32, 32))),
+        float(getattr(config, "log_std_init", 0.0)),
     )
 
 

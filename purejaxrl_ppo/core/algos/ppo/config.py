@@ -35,6 +35,10 @@ class PPOConfig(BaseConfig):
     learning_rate: float = field(2.5e-4, "Adam learning rate (actor and critic)", traced=True, bounds=POSITIVE)
     anneal_lr: bool = field(True, "anneal the learning rate linearly to 0 over training")
     clip_eps: float = field(0.2, "PPO clipping ε for the probability ratio", traced=True, bounds=UNIT_OPEN)
+    anneal_clip_eps: bool = field(
+        False, "anneal clip_eps linearly to 0 over training by the learning rate's fraction 1 - update/num_updates "
+        "(SB3's lin_ clip range); the value clipping and clip_fraction use the same ε"
+    )
     clip_value_loss: bool = field(True, "clip the value update to ±clip_eps around the old value")
     max_grad_norm: float = field(0.5, "global gradient-norm clip", traced=True, bounds=POSITIVE)
     policy_objective: str = field(

@@ -63,14 +63,29 @@ class PPO(Algorithm):
         """``update_epochs`` × (forward + backward) of actor and critic per transition."""
         return config.update_epochs * 3 * (actor + critic)
 
+    def remaining_fraction(self, count: jax.Array) -> jax.Array:
+        """``1 - k / num_updates`` for the update ``k = count // (update_epochs · num_minibatches)`` that
+        optimiser step ``count`` belongs to: 1 at the first update, 1/num_updates at the last."""
+        cfg = self.config
+        steps_per_update = cfg.update_epochs * cfg.num_minibatches
+        return 1.0 - (count // steps_per_update) / cfg.num_updates
+
     def learning_rate(self, count: jax.Array) -> jax.Array:
         """Adam step size after ``count`` optimiser steps (linear annealing to 0 if enabled)."""
         cfg = self.config
         if not cfg.anneal_lr:
             return jnp.asarray(cfg.learning_rate, jnp.float32)
-        steps_per_update = cfg.update_epochs * cfg.num_minibatches
-        frac = 1.0 - (count // steps_per_update) / cfg.num_updates
-        return cfg.learning_rate * frac
+        return cfg.learning_rate * self.remaining_fraction(count)
+
+    def clip_eps(self, opt_state: optax.OptState) -> float | jax.Array:
+        """The ε of the update starting from ``opt_state``: ``clip_eps``, or with ``anneal_clip_eps``
+        ``clip_eps · (1 - k / num_updates)`` at update ``k``, the fraction the learning rate is annealed by
+        (SB3's ``lin_`` clip range, RL-Zoo ``clip_range: lin_X``). The count is the schedule's
+        (:meth:`optimizer_steps`), so ε stays constant within an update."""
+        cfg = self.config
+        if not cfg.anneal_clip_eps:
+            return cfg.clip_eps
+        return cfg.clip_eps * self.remaining_fraction(optimizer_steps(opt_state))
 
     def optimizer(self) -> optax.GradientTransformation:
         # optax.flatten runs Adam on one concatenated vector instead of a dozen small
@@ -99,8 +114,11 @@ class PPO(Algorithm):
         and ``kl_coef`` (the β this update's loss used). For a tanh-squashed policy each
         transition gets standard-normal noise for the sampled entropy estimate, drawn
         once per update from a key folded out of ``key`` (the minibatch permutations keep theirs).
+        With ``anneal_clip_eps`` the loss, its value clipping and ``clip_fraction`` use this update's
+        annealed ε (:meth:`clip_eps`), and metrics add it as ``clip_eps``.
         """
         cfg, network = self.config, self.network
+        clip_eps = self.clip_eps(state.opt_state)
         sequences = batch
         batch = for_update(network, batch)  # [B] transitions, or [N, T] sequences env-major
         optimizer = self.optimizer()
@@ -118,7 +136,7 @@ class PPO(Algorithm):
                 old_dist_minibatch, noise_minibatch = minibatch.flat(swap_time_env((old_dist_minibatch,
                                                                                     noise_minibatch)))
             grads, aux = grad_fn(
-                state.params, self.network, minibatch, cfg.clip_eps, cfg.vf_coef, cfg.ent_coef,
+                state.params, self.network, minibatch, clip_eps, cfg.vf_coef, cfg.ent_coef,
                 cfg.clip_value_loss, cfg.normalize_advantages, cfg.policy_objective, state.kl_coef, old_dist_minibatch,
                 noise_minibatch,
             )
@@ -127,6 +145,8 @@ class PPO(Algorithm):
 
         data = (batch, old_dist_params, noise)
         new_state, metrics = minibatch_epochs(minibatch_step, state, data, key, cfg.update_epochs, cfg.num_minibatches)
+        if cfg.anneal_clip_eps:
+            metrics = {**metrics, "clip_eps": jnp.asarray(clip_eps, jnp.float32)}
         if not uses_kl:
             return new_state, metrics
         flat_batch = sequences if network.recurrent else batch
@@ -144,3 +164,13 @@ class PPO(Algorithm):
             return batch_policy(self.network, params, batch)
         carry, obs, starts = sequences.initial_carry, sequences.obs, sequences.episode_start
         return swap_time_env(self.network.policy(params, carry, obs, starts)[1])
+
+
+def optimizer_steps(opt_state: optax.OptState) -> jax.Array:
+    """The optimiser steps taken so far: the count of the learning-rate schedule in ``opt_state``
+    (:meth:`PPO.optimizer`'s ``optax.scale_by_schedule``), the count :meth:`PPO.learning_rate` reads."""
+    counts = [value for path, value in optax.tree_utils.tree_get_all_with_path(opt_state, "count")
+              if getattr(path[-1], "tuple_name", None) == "ScaleByScheduleState"]
+    if len(counts) != 1:
+        raise ValueError(f"expected one learning-rate schedule count in the optimiser state, found {len(counts)}")
+    return counts[0]
