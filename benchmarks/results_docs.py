@@ -1206,11 +1206,13 @@ def sb3_zoo_config_rows(doc: dict) -> list[list[str]]:
              "anneal_lr", "num_minibatches", "update_epochs", "clip_eps", "vf_coef", "clip_value_loss",
              "max_grad_norm", "max_kl", "cg_iters", "cg_damping", "backtrack_coef", "line_search_steps",
              "fisher_subsample", "critic_learning_rate", "critic_epochs", "critic_minibatches",
-             "normalize_observations", "scale_rewards")
+             "normalize_observations", "scale_rewards", "anneal_clip_eps", "log_std_init", "ortho_init")
     rows = []
     for r in doc["results"]:
         zoo = ", ".join(f"{k}={v}" for k, v in r["zoo_hyperparams"].items())
-        ours = ", ".join(f"{k}={r['config'][k]}" for k in shown if k in r["config"])
+        defaults = {"anneal_clip_eps": False, "log_std_init": 0.0, "ortho_init": True}  # shown where they differ
+        ours = ", ".join(f"{k}={r['config'][k]}" for k in shown
+                         if k in r["config"] and (k not in defaults or r["config"][k] != defaults[k]))
         rows.append([f"`{r['env']}`", r["algo"].upper(), f"`{zoo}`", f"`{ours}`"])
     return rows
 
@@ -1252,7 +1254,8 @@ def sb3_zoo_page(src: Sources) -> str:
         "## Hyperparameters\n\nThe Zoo's entry as transcribed into `benchmarks/sb3_zoo.py` (from "
         + ", ".join(f"`{f}`" for f in doc["zoo_files"][:2]) + f" of {zoo_link}), and the fields of our config it "
         "sets. Every cell: separate 64×64 tanh MLPs for policy and value, orthogonal initialisation (SB3's "
-        "`MlpPolicy`), advantages normalised; PPO's `vf_coef` is twice SB3's (our value loss is ½ MSE, SB3's MSE), "
+        "`MlpPolicy`) unless the entry sets `ortho_init=False` (then `ortho_init=False`: PyTorch's `nn.Linear` "
+        "default, SB3's fallback), advantages normalised; PPO's `vf_coef` is twice SB3's (our value loss is ½ MSE, SB3's MSE), "
         "and no value clipping (SB3's `clip_range_vf=None`); TRPO has no entropy bonus (sb3-contrib's neither). "
         "The exact config of each cell is in the data file. Beyond the hyperparameters: sb3-contrib's TRPO line "
         "search bounds KL(new ‖ old) < δ, ours KL(old ‖ new) ≤ δ (the same Fisher at the old policy); the tasks are "

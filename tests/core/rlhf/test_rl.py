@@ -57,8 +57,8 @@ def test_rollout_books_are_consistent(batch_and_state, models):
 
 
 def test_rollout_whitening_options_follow_their_formulas(models, batch_and_state):
-    """``advantage_whitening="rollout"`` whitens the rollout's advantages once over all its valid tokens, and
-    ``whiten_rewards`` changes them exactly as whitening the rewards before GAE does (same key, same responses)."""
+    """``advantage_whitening="rollout"`` whitens the rollout's advantages once over all its valid tokens (the same
+    key gives the same responses, so the raw advantages are the default rollout's)."""
     ref, rm = models
     batch, _, state = batch_and_state
     task = make_task(CFG)
@@ -73,11 +73,7 @@ def test_rollout_whitening_options_follow_their_formulas(models, batch_and_state
     np.testing.assert_allclose(np.asarray(rollout_batch.advantages)[mask > 0], expected, rtol=1e-4, atol=1e-5)
     assert np.all(np.asarray(rollout_batch.advantages)[mask == 0] == 0)
     np.testing.assert_array_equal(np.asarray(rollout_batch.returns), np.asarray(batch.returns))
-    # with V ≡ 0 and γ = 1 the returns are the λ-discounted rewards-to-go: whitened rewards, whitened returns
-    for mode in ("scale", "keep_mean"):
-        whitened = run(CFG.replace(whiten_rewards=True, reward_whitening=mode))
-        assert not np.allclose(np.asarray(whitened.returns), np.asarray(batch.returns))
-        np.testing.assert_array_equal(np.asarray(whitened.responses), np.asarray(batch.responses))
+    # reward whitening's formulas: test_rl_pieces.py (hand-made arrays), without two more rollout compiles here
 
 
 @pytest.mark.parametrize("max_kl", [0.02, pytest.param(0.005, marks=pytest.mark.heavy)])
