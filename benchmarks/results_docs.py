@@ -895,9 +895,9 @@ def rlhf_overoptimisation_section(src: Sources) -> list[str]:
         for s in m["rl"]:
             if "fit" not in s:
                 continue
-            gain, d = (np.convolve(s[k], np.ones(5) / 5, mode="valid") for k in ("gold_gain_median", "d_median"))
+            peak = s["peak"]["median"]
             fit_rows.append([f"{s['algo'].upper()} β = 0, RM {m['rm_pairs']} pairs", *_fit_cells(s["fit"]),
-                             f"{d[np.argmax(gain)]:.2f}", f"{gain.max():+.3f}"])
+                             f"{peak['d']:.2f}", f"{peak['gold_gain']:+.3f}"])
             findings.append(_drop_sentence(f"{s['algo'].upper()} gold at β = 0 (RM {m['rm_pairs']} pairs; per seed, "
                                            "5-iteration means, the peak chosen on the other seeds)",
                                            s["peak"]["drop_mean"], s["peak"]["drop_ci95"]))

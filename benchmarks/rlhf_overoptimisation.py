@@ -113,8 +113,8 @@ def rl_settings(algo: str, kl_coefs: list[float], metrics: dict[str, np.ndarray]
         setting["final"] = {"d": float(sqrt_kl(np.median(kl[:, final]))),
                             "gold_gain": float(np.median(gold[:, final]) - gold_reference)}
         if beta == 0.0:
-            setting["peak"] = peak_drop(gold)
             d = np.asarray(setting["d_median"])
+            setting["peak"] = {**peak_drop(gold), "median": trajectory_peak(d, gain)}
             setting["fit"] = oo.fit_gao(d, gain, "rl")._asdict()
         settings.append(setting)
     return settings
@@ -180,17 +180,18 @@ def checks(report: dict[str, Any]) -> dict[str, Any]:
         sizes.append({"rm_pairs": m["rm_pairs"], "bon_peak_d": bon_peak["d"],
                       "bon_falls": bool(bon_peak["interior"] and bon_peak["drop_ci95"][0] > 0),
                       "bon_fit_d_peak": m["best_of_n"]["fit"]["d_peak"], "rl_fit_d_peak": rl_main["fit"]["d_peak"],
-                      "rl_peak_d": _trajectory_peak_d(rl_main), "rl_falls": falls(rl_main["peak"]),
-                      "rl_peak_gold_gain": float(np.convolve(rl_main["gold_gain_median"], np.ones(5) / 5, "valid").max())})
+                      "rl_peak_d": rl_main["peak"]["median"]["d"], "rl_falls": falls(rl_main["peak"]),
+                      "rl_peak_gold_gain": rl_main["peak"]["median"]["gold_gain"]})
     return {"same_gold_level": level, "d_best_of_n": d_bon, "d_rl_beta0": d_rl, "kl_penalty_frontier": frontier,
             "reward_model_sizes": sizes}
 
 
-def _trajectory_peak_d(setting: dict[str, Any]) -> float:
-    """d at the peak of the 5-iteration moving median gold gain of a trajectory."""
-    gain = np.convolve(setting["gold_gain_median"], np.ones(5) / 5, mode="valid")
-    d = np.convolve(setting["d_median"], np.ones(5) / 5, mode="valid")
-    return float(d[int(np.argmax(gain))])
+def trajectory_peak(d_median: np.ndarray, gain_median: np.ndarray, window: int = 5) -> dict[str, float]:
+    """The peak of a median trajectory: ``{"d", "gold_gain"}`` where its ``window``-iteration moving mean of the
+    gold gain is highest (d averaged over the same window); ``d_median``, ``gain_median`` ``[iterations]``."""
+    gain, d = (np.convolve(x, np.ones(window) / window, mode="valid") for x in (gain_median, d_median))
+    best = int(np.argmax(gain))
+    return {"d": float(d[best]), "gold_gain": float(gain[best])}
 
 
 def figure(report: dict[str, Any], path: Path) -> None:
@@ -218,9 +219,9 @@ def reanalyse(out: Path) -> int:
         bon_peak["interior"] = bon_peak["n"] != m["best_of_n"]["n"][-1]
         for s in m["rl"]:
             if s["kl_coef"] == 0.0:
-                s["peak"] = peak_drop(np.asarray(s["gold"]))
-                gain = np.median(np.asarray(s["gold"]), 0) - reference
-                s["fit"] = oo.fit_gao(np.asarray(s["d_median"]), gain, "rl")._asdict()
+                gain, d = np.median(np.asarray(s["gold"]), 0) - reference, np.asarray(s["d_median"])
+                s["peak"] = {**peak_drop(np.asarray(s["gold"])), "median": trajectory_peak(d, gain)}
+                s["fit"] = oo.fit_gao(d, gain, "rl")._asdict()
     report["checks"] = checks(report)
     report.setdefault("measured_code", report["code"])
     report["code"] = code_version()  # the analysis code now; the device programs are measured_code's
