@@ -455,6 +455,30 @@ def resume_outcome(resume, same, out: Path, reference: Path) -> str:
     return line
 
 
+def every_rename(reference: Reference, tmp_path: Path, fault, outcome, not_resumable) -> None:
+    """Fault the run at each rename ``k`` of ``reference`` (``fault(k, out)``), then check ``outcome(out)``: the
+    one-line "cannot resume … run.json" error for ``k`` in ``not_resumable`` (before run.json), else
+    ``"resumed"``. Every failing ``k`` is reported, not only the first."""
+    import shutil
+
+    from purejaxrl_ppo.runs import rundir
+
+    failures = []
+    for k in range(1, len(reference.renames) + 1):
+        out = tmp_path / f"k{k}"
+        try:
+            fault(k, out)
+            result = outcome(out)
+            if k in not_resumable:
+                assert "cannot resume" in result and rundir.RUN_FILE in result, result
+            else:
+                assert result == "resumed", result
+        except Exception as err:  # noqa: BLE001 - every failing point is reported, not only the first
+            failures.append(f"k={k} ({reference.renames[k - 1]}): {str(err)[:400]}")
+        shutil.rmtree(out, ignore_errors=True)
+    assert not failures, "\n".join(failures)
+
+
 def crash(argv: list[str], out: Path, *, k: int | None = None, at: str | None = None) -> str:
     """``main(argv)`` in this process, crashing (:class:`Crash`) just before its ``k``-th rename or its rename to
     ``at``; the run must be left unfinished. Returns its stderr."""

@@ -30,7 +30,6 @@ import io
 import json
 import os
 import re
-import shutil
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,6 +41,7 @@ from helpers import (
     assert_same_checkpoint,
     assert_same_npz,
     crash,
+    every_rename,
     flip_byte,
     one_error_line,
     resume_outcome,
@@ -276,24 +276,9 @@ def _outcome(out: Path, reference: Path) -> str:
     return resume_outcome(resume, assert_same_run, out, reference)
 
 
-def _expect(k: int, reference: Reference, outcome: str) -> None:
-    if k in kill_points(reference.renames)["start"]:  # before run.json: not resumable, a one-line error
-        assert "cannot resume" in outcome and rundir.RUN_FILE in outcome, outcome
-    else:
-        assert outcome == "resumed", outcome
-
-
 def _every_rename(reference: Reference, tmp_path: Path, fault) -> None:
-    failures = []
-    for k in range(1, len(reference.renames) + 1):
-        out = tmp_path / f"k{k}"
-        try:
-            fault(k, out)
-            _expect(k, reference, _outcome(out, reference.out))
-        except Exception as err:  # noqa: BLE001 - every failing point is reported, not only the first
-            failures.append(f"k={k} ({reference.renames[k - 1]}): {str(err)[:400]}")
-        shutil.rmtree(out, ignore_errors=True)
-    assert not failures, "\n".join(failures)
+    every_rename(reference, tmp_path, fault, lambda out: _outcome(out, reference.out),
+                 kill_points(reference.renames)["start"])
 
 
 @pytest.mark.heavy

@@ -37,6 +37,7 @@ from helpers import (
     assert_same_checkpoint,
     assert_same_npz,
     crash,
+    every_rename,
     flip_byte,
     one_error_line,
     resume_outcome,
@@ -220,20 +221,8 @@ def test_compare_names_the_command_that_finishes_an_unfinished_sweep(stopped):
 
 # ----------------------------------------------------------------------------- every rename (make test-all)
 def _every_rename(reference: Reference, tmp_path: Path, fault) -> None:
-    failures, start = [], kill_points(reference.renames)["start"]
-    for k in range(1, len(reference.renames) + 1):
-        out = tmp_path / f"k{k}"
-        try:
-            fault(k, out)
-            outcome = _outcome(out, reference.out)
-            if k in start:  # before run.json: not resumable, and the error says so
-                assert "cannot resume" in outcome and rundir.RUN_FILE in outcome, outcome
-            else:
-                assert outcome == "resumed", outcome
-        except Exception as err:  # noqa: BLE001 - every failing point is reported, not only the first
-            failures.append(f"k={k} ({reference.renames[k - 1]}): {str(err)[:400]}")
-        shutil.rmtree(out, ignore_errors=True)
-    assert not failures, "\n".join(failures)
+    every_rename(reference, tmp_path, fault, lambda out: _outcome(out, reference.out),
+                 kill_points(reference.renames)["start"])
 
 
 @pytest.mark.heavy
