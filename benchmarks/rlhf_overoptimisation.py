@@ -168,8 +168,7 @@ def checks(report: dict[str, Any]) -> dict[str, Any]:
             continue
         reference = next(r for r in main["rl"] if r["algo"] == s["algo"] and r["kl_coef"] == 0.0)
         d0, g0 = np.asarray(reference["d_median"]), np.asarray(reference["gold_gain_median"])
-        upto = int(np.argmax(d0 >= s["final"]["d"])) if np.any(d0 >= s["final"]["d"]) else len(d0) - 1
-        on_frontier = float(np.interp(s["final"]["d"], d0[: upto + 1], g0[: upto + 1])) if upto else float(g0[0])
+        on_frontier = gain_where_d_first_reaches(d0, g0, s["final"]["d"])
         frontier.append({"algo": s["algo"], "kl_coef": s["kl_coef"], "d": s["final"]["d"],
                          "gold_gain": s["final"]["gold_gain"], "beta0_gold_gain_at_d": on_frontier,
                          "difference": s["final"]["gold_gain"] - on_frontier})
@@ -184,6 +183,19 @@ def checks(report: dict[str, Any]) -> dict[str, Any]:
                       "rl_peak_gold_gain": rl_main["peak"]["median"]["gold_gain"]})
     return {"same_gold_level": level, "d_best_of_n": d_bon, "d_rl_beta0": d_rl, "kl_penalty_frontier": frontier,
             "reward_model_sizes": sizes}
+
+
+def gain_where_d_first_reaches(d: np.ndarray, gain: np.ndarray, target: float) -> float:
+    """A trajectory's gold gain where its d first reaches ``target``, interpolated between that iteration and the
+    one before (d [iterations] is noisy, not monotone, so only that one step is interpolated); the last gain if
+    d never reaches it."""
+    above = np.nonzero(d >= target)[0]
+    if not len(above):
+        return float(gain[-1])
+    j = above[0]
+    if j == 0:
+        return float(gain[0])
+    return float(np.interp(target, [d[j - 1], d[j]], [gain[j - 1], gain[j]]))
 
 
 def trajectory_peak(d_median: np.ndarray, gain_median: np.ndarray, window: int = 5) -> dict[str, float]:

@@ -43,3 +43,11 @@ def test_leave_one_out_peak_does_not_turn_noise_into_a_drop():
     assert peak["drop_ci95"][0] < 0 < peak["drop_ci95"][1] and not oo_bench.falls(peak)  # ... the rule's is not
     rising_then_falling = flat + np.concatenate([np.linspace(0, 1, 20), np.linspace(1, 0.5, 20)])
     assert oo_bench.falls(oo_bench.peak_drop(rising_then_falling))
+
+
+def test_the_beta0_gain_is_read_where_its_d_first_reaches_the_target():
+    d = np.array([0.0, 1.0, 2.0, 1.5, 3.0])  # noisy: d falls back once
+    gain = np.array([0.0, 0.2, 0.4, 0.1, 0.5])
+    assert np.isclose(oo_bench.gain_where_d_first_reaches(d, gain, 1.5), 0.3)  # between d=1 and d=2, not d=1.5 later
+    assert oo_bench.gain_where_d_first_reaches(d, gain, 0.0) == 0.0
+    assert oo_bench.gain_where_d_first_reaches(d, gain, 9.0) == 0.5
